@@ -1,0 +1,57 @@
+"""What one run produced: the single value every trigger returns to the loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict of one run.
+
+    ``min_wait`` is a floor on the pause before the next attempt that the
+    trigger learnt from the far side (``Retry-After``); the loop honours the
+    larger of it and its own backoff. ``auth_rejected`` marks failures whose
+    retries count toward proxbox-api's lockout, so the loop doubles its wait.
+    ``details`` carries counts (``devices``, ``virtual_machines``, ...) and
+    degradation figures for telemetry.
+    """
+
+    status: Status
+    reason: str = ""
+    min_wait: float | None = None
+    degraded: bool = False
+    auth_rejected: bool = False
+    skip_reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.SUCCESS
+
+    @property
+    def label(self) -> str:
+        """Outcome as operators see it in logs and metrics."""
+        if self.status is Status.SUCCESS and self.degraded:
+            return "degraded"
+        return self.status.value
+
+    @classmethod
+    def success(cls, reason: str = "", **kw: Any) -> Outcome:
+        return cls(Status.SUCCESS, reason, **kw)
+
+    @classmethod
+    def failure(cls, reason: str, **kw: Any) -> Outcome:
+        return cls(Status.FAILURE, reason, **kw)
+
+    @classmethod
+    def skipped(cls, skip_reason: str, reason: str, **kw: Any) -> Outcome:
+        return cls(Status.SKIPPED, reason, skip_reason=skip_reason, **kw)

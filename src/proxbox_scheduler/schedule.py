@@ -1,0 +1,148 @@
+"""Schedule arithmetic: the modes and their fire times. Pure: no clock, no I/O.
+
+Cron evaluation is cronsim's, chosen because it matches Vixie cron / cronie
+across DST changes (a fixed-hour job in a spring-forward gap runs once at the
+first valid minute after it; in a fall-back repeated hour it runs once;
+wildcard-hour jobs follow real elapsed time). tests/unit/test_schedule.py
+proves each of those cases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from cronsim import CronSim, CronSimError
+
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+MODE_HELP = "expected off, continuous, interval=<seconds> or cron=<5-field expression or @alias>"
+MIN_INTERVAL = 0.01
+MAX_INTERVAL = 366 * 86400.0
+
+
+class ModeError(ValueError):
+    """The mode string is not one we accept; the message says what is."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A parsed PROXBOX_MODE. ``kind`` is off, continuous, interval or cron."""
+
+    kind: str
+    interval: float = 0.0
+    cron: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "interval":
+            return f"interval={self.interval:g}"
+        if self.kind == "cron":
+            return f"cron={self.cron}"
+        return self.kind
+
+
+def parse_mode(raw: str) -> Mode:
+    """Parse ``off | continuous | interval=S | cron=EXPR`` (keywords in any case)."""
+    text = raw.strip()
+    head, sep, rest = text.partition("=")
+    word = head.strip().lower()
+    if not sep:
+        if word in ("", "off"):
+            return Mode("off")
+        if word == "continuous":
+            return Mode("continuous")
+        raise ModeError(MODE_HELP)
+    if word == "interval":
+        return Mode("interval", interval=_interval_seconds(rest.strip()))
+    if word == "cron":
+        return Mode("cron", cron=validate_cron(rest))
+    raise ModeError(MODE_HELP)
+
+
+def _interval_seconds(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:  # also rejects nan and inf
+        raise ModeError(
+            f"interval expects seconds from {MIN_INTERVAL:g} to {MAX_INTERVAL:.0f}, e.g. interval=300 or interval=0.5"
+        )
+    return seconds
+
+
+def normalize_cron(expr: str) -> str:
+    """Collapse whitespace and expand @aliases to their 5-field form."""
+    text = " ".join(expr.split())
+    return ALIASES.get(text.lower(), text)
+
+
+def validate_cron(expr: str) -> str:
+    """Return the normalised expression, or raise ModeError saying what is wrong."""
+    text = normalize_cron(expr)
+    if text.startswith("@"):
+        raise ModeError("cron alias must be one of " + ", ".join(ALIASES))
+    if len(text.split()) != 5:
+        raise ModeError("cron expects 5 fields (minute hour day-of-month month day-of-week) or an @alias")
+    try:
+        CronSim(text, datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC")))
+    except CronSimError as exc:
+        raise ModeError(f"cron expression is invalid: {exc}") from None
+    return " ".join(expr.split())
+
+
+def cron_fires(expr: str, after: datetime, tz: ZoneInfo) -> Iterator[datetime]:
+    """Fire times strictly after ``after`` (any aware datetime), in ``tz``, ascending."""
+    local = after.astimezone(tz).replace(second=0, microsecond=0)
+    for fire in CronSim(normalize_cron(expr), local):
+        if fire > after:
+            yield fire
+
+
+def next_cron_fire(expr: str, after: datetime, tz: ZoneInfo) -> datetime:
+    return next(cron_fires(expr, after, tz))
+
+
+@dataclass(frozen=True)
+class IntervalPlan:
+    """Where the next interval run goes: ``start`` on the monotonic clock, on grid ``origin + index*S``."""
+
+    origin: float
+    index: int
+    start: float
+    skipped: int
+
+
+def plan_interval(origin: float, index: int, interval: float, now: float) -> IntervalPlan:
+    """Plan the run after the one scheduled at slot ``index`` of the grid ``origin + k*interval``.
+
+    Slots are computed by multiplication from a fixed origin, so thousands of
+    runs accumulate no drift. When slots passed while the run was going, the
+    next run starts at once (the first passed slot, served late), the others
+    are counted as skipped, and the grid re-anchors at ``now`` so there is no burst.
+    """
+    passed = math.floor((now - origin) / interval) - index
+    if passed <= 0:
+        return IntervalPlan(origin, index + 1, origin + (index + 1) * interval, 0)
+    return IntervalPlan(now, 0, now, passed - 1)
+
+
+def upcoming(mode: Mode, start: datetime, tz: ZoneInfo, count: int) -> list[datetime]:
+    """The next ``count`` fire times from ``start`` for `check` (interval: start + k*S)."""
+    if mode.kind == "cron":
+        fires = cron_fires(mode.cron, start, tz)
+        return [next(fires) for _ in range(count)]
+    if mode.kind == "interval":
+        base = start.astimezone(tz)
+        return [base + timedelta(seconds=mode.interval * k) for k in range(1, count + 1)]
+    return []

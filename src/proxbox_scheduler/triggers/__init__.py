@@ -1,0 +1,1 @@
+"""Triggers: the ways one run is carried out (http stream, exec command)."""

@@ -1,0 +1,43 @@
+"""The contract between the loop and a trigger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from proxbox_scheduler.outcome import Outcome
+
+ProgressSink = Callable[[str, Mapping[str, Any]], None]
+"""Called with (kind, fields) as a run advances, e.g. ("stage_started", {"stage": "devices"})."""
+
+
+def _ignore_progress(kind: str, fields: Mapping[str, Any]) -> None:
+    """Default sink: progress is optional for observers."""
+
+
+@dataclass
+class RunContext:
+    """What a trigger gets for one run: its id, a logger that tags the id, a progress sink."""
+
+    run_id: str
+    log: logging.LoggerAdapter  # type: ignore[type-arg]
+    progress: ProgressSink = field(default=_ignore_progress)
+
+
+class Trigger(Protocol):
+    """One way of running a sync.
+
+    ``run`` must return an Outcome for every failure it can name (never raise
+    for an expected failure) and must release its resources promptly when the
+    task running it is cancelled: the loop cancels on timeout and shutdown.
+    """
+
+    async def run(self, ctx: RunContext) -> Outcome: ...
+
+    def describe(self) -> str:
+        """One line naming the target, with secrets redacted."""
+        ...
+
+    async def aclose(self) -> None: ...
