@@ -196,61 +196,191 @@ class Variable:
 
 GiB = 1024**3
 VARIABLES: tuple[Variable, ...] = (
-    Variable("PROXBOX_MODE", "mode", "off", _mode,
-             "`off`, `continuous`, `interval=<seconds>` or `cron=<5-field expression or @alias>`"),
-    Variable("PROXBOX_SCHEDULER_INVOKE", "invoke", "http", _choice("http", "exec"),
-             "`http` (call proxbox-api's SSE stream) or `exec` (run a command)"),
-    Variable("PROXBOX_SCHEDULER_TZ", "tz", "UTC", _zone,
-             "IANA time zone in which cron expressions are evaluated and times are shown"),
-    Variable("PROXBOX_SCHEDULER_BACKOFF_ON_ERROR_SECONDS", "backoff", "30", _number(0, 86400),
-             "wait after a failed run before the next attempt, in every mode (0-86400)"),
-    Variable("PROXBOX_SCHEDULER_BACKOFF_MAX_SECONDS", "backoff_max", "3600", _number(0, 604800),
-             "cap of the doubling wait after consecutive rejected API keys (0-604800)"),
-    Variable("PROXBOX_SCHEDULER_LOG_LEVEL", "log_level", "INFO", _log_level,
-             "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
-    Variable("PROXBOX_SCHEDULER_LOG_JSON", "log_json", "true", _bool,
-             "JSON lines on stdout when true, one readable line per record when false"),
-    Variable("PROXBOX_API_URL", "api_url", "", _optional_url,
-             "base URL of proxbox-api (a path prefix is kept); required for `http` unless the mode is off"),
-    Variable("PROXBOX_API_KEY", "api_key", "", _text,
-             "sent as `X-Proxbox-API-Key`; never logged", secret=True),
-    Variable("PROXBOX_API_KEY_FILE", "api_key_file", "", _existing_file,
-             "file holding the key (Docker/Kubernetes secret), trailing newline stripped; not with `PROXBOX_API_KEY`"),
-    Variable("PROXBOX_SYNC_PATH", "sync_path", "/full-update/stream", _sync_path,
-             "path of the stream endpoint, appended to `PROXBOX_API_URL`"),
-    Variable("PROXBOX_SYNC_PARAMS", "sync_params", "", _query,
-             "query string passed through, e.g. `fetch_max_concurrency=4&dry_run=true`"),
-    Variable("PROXBOX_API_TIMEOUT", "run_timeout", "7200", _positive_seconds(604800),
-             "hard limit in seconds on one run's total duration, for both invokes"),
-    Variable("PROXBOX_API_CONNECT_TIMEOUT", "connect_timeout", "10", _positive_seconds(3600),
-             "seconds to establish the connection to proxbox-api"),
-    Variable("PROXBOX_API_IDLE_TIMEOUT", "idle_timeout", "120", _positive_seconds(86400),
-             "seconds without a single byte (keep-alives included) after which a run fails"),
-    Variable("PROXBOX_API_VERIFY_SSL", "verify_ssl", "true", _bool,
-             "verify proxbox-api's TLS certificate; false logs a warning at startup"),
-    Variable("PROXBOX_API_CA_BUNDLE", "ca_bundle", "", _existing_file,
-             "PEM file of a private CA to verify proxbox-api's certificate with"),
-    Variable("PROXBOX_SSE_MAX_EVENT_BYTES", "max_event_bytes", str(256 * 1024 * 1024),
-             _number(1024, 4 * GiB, integer=True),
-             "cap on one SSE event's data; a larger event fails the run instead of exhausting memory"),
-    Variable("PROXBOX_SCHEDULER_SKIP_IF_ACTIVE", "skip_if_active", "true", _bool,
-             "ask `GET /sync/active` first and skip the run while another sync is running"),
-    Variable("PROXBOX_SCHEDULER_EXEC_CMD", "exec_cmd", DEFAULT_EXEC_CMD, _command,
-             "command for `exec`, split like a shell would and run without one"),
-    Variable("PROXBOX_SCHEDULER_EXEC_CWD", "exec_cwd", "", _existing_dir,
-             "working directory of the `exec` command (default: the scheduler's)"),
-    Variable("PROXBOX_SCHEDULER_RUN_ON_START", "run_on_start", "false", _bool,
-             "run once at start, then follow the schedule"),
-    Variable("PROXBOX_SCHEDULER_JITTER_SECONDS", "jitter", "0", _number(0, 86400),
-             "random delay in [0, J] seconds before each scheduled fire, to spread many schedulers"),
-    Variable("PROXBOX_SCHEDULER_SHUTDOWN_GRACE_SECONDS", "shutdown_grace", "25", _number(0, 3600),
-             "how long a run in flight may finish after SIGTERM before it is cancelled"),
-    Variable("PROXBOX_SCHEDULER_HTTP_HOST", "http_host", "0.0.0.0", _host,
-             "address of the health/metrics/status server"),
-    Variable("PROXBOX_SCHEDULER_HTTP_PORT", "http_port", "9750", _number(0, 65535, integer=True),
-             "port of the health/metrics/status server; 0 turns it off"),
-    Variable("PROXBOX_SCHEDULER_PING_URL", "ping_url", "", _optional_url,
-             "dead-man's switch (healthchecks.io style): `/start`, success and `/fail` pings"),
+    Variable(
+        "PROXBOX_MODE",
+        "mode",
+        "off",
+        _mode,
+        "`off`, `continuous`, `interval=<seconds>` or `cron=<5-field expression or @alias>`",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_INVOKE",
+        "invoke",
+        "http",
+        _choice("http", "exec"),
+        "`http` (call proxbox-api's SSE stream) or `exec` (run a command)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_TZ",
+        "tz",
+        "UTC",
+        _zone,
+        "IANA time zone in which cron expressions are evaluated and times are shown",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_BACKOFF_ON_ERROR_SECONDS",
+        "backoff",
+        "30",
+        _number(0, 86400),
+        "wait after a failed run before the next attempt, in every mode (0-86400)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_BACKOFF_MAX_SECONDS",
+        "backoff_max",
+        "3600",
+        _number(0, 604800),
+        "cap of the doubling wait after consecutive rejected API keys (0-604800)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_LOG_LEVEL",
+        "log_level",
+        "INFO",
+        _log_level,
+        "`DEBUG`, `INFO`, `WARNING` or `ERROR`",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_LOG_JSON",
+        "log_json",
+        "true",
+        _bool,
+        "JSON lines on stdout when true, one readable line per record when false",
+    ),
+    Variable(
+        "PROXBOX_API_URL",
+        "api_url",
+        "",
+        _optional_url,
+        "base URL of proxbox-api (a path prefix is kept); required for `http` unless the mode is off",
+    ),
+    Variable(
+        "PROXBOX_API_KEY", "api_key", "", _text, "sent as `X-Proxbox-API-Key`; never logged", secret=True
+    ),
+    Variable(
+        "PROXBOX_API_KEY_FILE",
+        "api_key_file",
+        "",
+        _existing_file,
+        "file holding the key, e.g. a Docker/Kubernetes secret; not with PROXBOX_API_KEY",
+    ),
+    Variable(
+        "PROXBOX_SYNC_PATH",
+        "sync_path",
+        "/full-update/stream",
+        _sync_path,
+        "path of the stream endpoint, appended to `PROXBOX_API_URL`",
+    ),
+    Variable(
+        "PROXBOX_SYNC_PARAMS",
+        "sync_params",
+        "",
+        _query,
+        "query string passed through, e.g. `fetch_max_concurrency=4&dry_run=true`",
+    ),
+    Variable(
+        "PROXBOX_API_TIMEOUT",
+        "run_timeout",
+        "7200",
+        _positive_seconds(604800),
+        "hard limit in seconds on one run's total duration, for both invokes",
+    ),
+    Variable(
+        "PROXBOX_API_CONNECT_TIMEOUT",
+        "connect_timeout",
+        "10",
+        _positive_seconds(3600),
+        "seconds to establish the connection to proxbox-api",
+    ),
+    Variable(
+        "PROXBOX_API_IDLE_TIMEOUT",
+        "idle_timeout",
+        "120",
+        _positive_seconds(86400),
+        "seconds without a single byte (keep-alives included) after which a run fails",
+    ),
+    Variable(
+        "PROXBOX_API_VERIFY_SSL",
+        "verify_ssl",
+        "true",
+        _bool,
+        "verify proxbox-api's TLS certificate; false logs a warning at startup",
+    ),
+    Variable(
+        "PROXBOX_API_CA_BUNDLE",
+        "ca_bundle",
+        "",
+        _existing_file,
+        "PEM file of a private CA to verify proxbox-api's certificate with",
+    ),
+    Variable(
+        "PROXBOX_SSE_MAX_EVENT_BYTES",
+        "max_event_bytes",
+        str(256 * 1024 * 1024),
+        _number(1024, 4 * GiB, integer=True),
+        "cap on one SSE event's data; a larger event fails the run instead of exhausting memory",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_SKIP_IF_ACTIVE",
+        "skip_if_active",
+        "true",
+        _bool,
+        "ask `GET /sync/active` first and skip the run while another sync is running",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_EXEC_CMD",
+        "exec_cmd",
+        DEFAULT_EXEC_CMD,
+        _command,
+        "command for `exec`, split like a shell would and run without one",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_EXEC_CWD",
+        "exec_cwd",
+        "",
+        _existing_dir,
+        "working directory of the `exec` command (default: the scheduler's)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_RUN_ON_START",
+        "run_on_start",
+        "false",
+        _bool,
+        "run once at start, then follow the schedule",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_JITTER_SECONDS",
+        "jitter",
+        "0",
+        _number(0, 86400),
+        "random delay in [0, J] seconds before each scheduled fire, to spread many schedulers",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_SHUTDOWN_GRACE_SECONDS",
+        "shutdown_grace",
+        "25",
+        _number(0, 3600),
+        "how long a run in flight may finish after SIGTERM before it is cancelled",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_HTTP_HOST",
+        "http_host",
+        "0.0.0.0",
+        _host,
+        "address of the health/metrics/status server",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_HTTP_PORT",
+        "http_port",
+        "9750",
+        _number(0, 65535, integer=True),
+        "port of the health/metrics/status server; 0 turns it off",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_PING_URL",
+        "ping_url",
+        "",
+        _optional_url,
+        "dead-man's switch (healthchecks.io style): `/start`, success and `/fail` pings",
+    ),
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 
@@ -361,16 +491,29 @@ def closest_variable(name: str) -> str | None:
     by_prefix = [k for k in known if k.startswith(name) or name.startswith(k)]
     if by_prefix:
         return min(by_prefix, key=lambda k: abs(len(k) - len(name)))
-    scored = max(known, key=lambda k: difflib.SequenceMatcher(None, name, k).ratio())
-    return scored if difflib.SequenceMatcher(None, name, scored).ratio() >= 0.6 else None
+
+    def stem(var: str) -> str:  # compare what differs, not the shared prefix
+        return var.removeprefix("PROXBOX_SCHEDULER_").removeprefix("PROXBOX_")
+
+    def score(var: str) -> float:
+        return difflib.SequenceMatcher(None, stem(name), stem(var)).ratio()
+
+    best = max(known, key=score)
+    return best if score(best) >= 0.6 else None
 
 
-def load(env: Mapping[str, str] | None = None) -> Config:
-    """Parse and cross-check every variable; raise ConfigError on the first bad one."""
+def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = None) -> Config:
+    """Parse and cross-check every variable; raise ConfigError on the first bad one.
+
+    ``need_target`` (default: unless the mode is off) demands what the invoke
+    needs to run: the URL for http, an executable for exec. ``once`` runs
+    whatever the mode says, so it always needs one.
+    """
     env = os.environ if env is None else env
     values = {var.attr: _read(var, env) for var in VARIABLES}
     _resolve_key(values, env)
-    _check_invoke(values, env)
+    if need_target or (need_target is None and values["mode"].kind != "off"):
+        _check_invoke(values, env)
     return Config(**values, warnings=_warnings(values, env))
 
 
@@ -379,13 +522,17 @@ def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
     if key_file is None:
         return
     if values["api_key"]:
-        raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file),
-                          "set either PROXBOX_API_KEY or PROXBOX_API_KEY_FILE, not both")
+        raise ConfigError(
+            "PROXBOX_API_KEY_FILE",
+            str(key_file),
+            "set either PROXBOX_API_KEY or PROXBOX_API_KEY_FILE, not both",
+        )
     try:
         key = key_file.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file),
-                          f"expected a readable UTF-8 file ({type(exc).__name__})") from None
+        raise ConfigError(
+            "PROXBOX_API_KEY_FILE", str(key_file), f"expected a readable UTF-8 file ({type(exc).__name__})"
+        ) from None
     if not key.strip():
         raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file), "expected a file holding the API key")
     values["api_key"] = key
@@ -394,14 +541,20 @@ def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
 def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:
     if values["invoke"] == "http":
         if not values["api_url"]:
-            raise ConfigError("PROXBOX_API_URL", env.get("PROXBOX_API_URL", ""),
-                              "required with PROXBOX_SCHEDULER_INVOKE=http, e.g. http://proxbox-api:8000")
+            raise ConfigError(
+                "PROXBOX_API_URL",
+                env.get("PROXBOX_API_URL", ""),
+                "required with PROXBOX_SCHEDULER_INVOKE=http, e.g. http://proxbox-api:8000",
+            )
         return
     argv: tuple[str, ...] = values["exec_cmd"]
     cwd: Path | None = values["exec_cwd"]
     if not _executable_exists(argv[0], cwd):
-        raise ConfigError("PROXBOX_SCHEDULER_EXEC_CMD", shlex.join(argv),
-                          f"executable {argv[0]!r} not found on PATH or not executable")
+        raise ConfigError(
+            "PROXBOX_SCHEDULER_EXEC_CMD",
+            shlex.join(argv),
+            f"executable {argv[0]!r} not found on PATH or not executable",
+        )
 
 
 def _executable_exists(program: str, cwd: Path | None) -> bool:

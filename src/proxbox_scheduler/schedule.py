@@ -27,6 +27,9 @@ ALIASES = {
     "@hourly": "0 * * * *",
 }
 MODE_HELP = "expected off, continuous, interval=<seconds> or cron=<5-field expression or @alias>"
+CRON_FIELDS = (
+    "fields: minute 0-59, hour 0-23, day-of-month 1-31, month 1-12 or JAN-DEC, day-of-week 0-7 or SUN-SAT"
+)
 MIN_INTERVAL = 0.01
 MAX_INTERVAL = 366 * 86400.0
 
@@ -76,7 +79,7 @@ def _interval_seconds(raw: str) -> float:
         seconds = math.nan
     if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:  # also rejects nan and inf
         raise ModeError(
-            f"interval expects seconds from {MIN_INTERVAL:g} to {MAX_INTERVAL:.0f}, e.g. interval=300 or interval=0.5"
+            f"interval expects seconds from {MIN_INTERVAL:g} to {MAX_INTERVAL:.0f}, e.g. interval=300"
         )
     return seconds
 
@@ -93,11 +96,11 @@ def validate_cron(expr: str) -> str:
     if text.startswith("@"):
         raise ModeError("cron alias must be one of " + ", ".join(ALIASES))
     if len(text.split()) != 5:
-        raise ModeError("cron expects 5 fields (minute hour day-of-month month day-of-week) or an @alias")
+        raise ModeError(f"cron expects 5 fields or an @alias; {CRON_FIELDS}")
     try:
         CronSim(text, datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC")))
     except CronSimError as exc:
-        raise ModeError(f"cron expression is invalid: {exc}") from None
+        raise ModeError(f"cron expression is invalid ({exc}); {CRON_FIELDS}") from None
     return " ".join(expr.split())
 
 

@@ -1,0 +1,177 @@
+"""Command line: a thin parser over Config and Service.
+
+Exit codes: 0 success (or scheduling disabled, or a run skipped because
+proxbox-api was busy), 1 a failed run, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from proxbox_scheduler import __version__
+from proxbox_scheduler.config import Config, ConfigError, load, mode_is_off
+from proxbox_scheduler.logs import setup_logging
+from proxbox_scheduler.outcome import Status
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+PROG = "proxbox-scheduler"
+
+# flag -> the variable it overrides
+OVERRIDES = {
+    "mode": "PROXBOX_MODE",
+    "tz": "PROXBOX_SCHEDULER_TZ",
+    "invoke": "PROXBOX_SCHEDULER_INVOKE",
+    "api_url": "PROXBOX_API_URL",
+    "http_port": "PROXBOX_SCHEDULER_HTTP_PORT",
+    "log_level": "PROXBOX_SCHEDULER_LOG_LEVEL",
+}
+
+
+def _settings_flags() -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    group = flags.add_argument_group("settings (override the environment)")
+    group.add_argument("--mode", help="PROXBOX_MODE: off, continuous, interval=<s>, cron=<expr>")
+    group.add_argument("--tz", help="PROXBOX_SCHEDULER_TZ: IANA zone for cron")
+    group.add_argument("--invoke", help="PROXBOX_SCHEDULER_INVOKE: http or exec")
+    group.add_argument("--api-url", help="PROXBOX_API_URL: base URL of proxbox-api")
+    group.add_argument("--http-port", help="PROXBOX_SCHEDULER_HTTP_PORT: status server port, 0 = off")
+    group.add_argument("--log-level", help="PROXBOX_SCHEDULER_LOG_LEVEL")
+    return flags
+
+
+def build_parser() -> argparse.ArgumentParser:
+    flags = _settings_flags()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        parents=[flags],
+        description="Drive proxbox-api full syncs (Proxmox -> NetBox) on a schedule. "
+        "Without a command: run the schedule (same as `run`). Settings come from PROXBOX_* "
+        "environment variables; see the README for the full table.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", parents=[flags], help="run the schedule until SIGTERM (the container entrypoint)")
+    sub.add_parser("once", parents=[flags], help="one run now; exit 0 success, 1 failure, 2 bad config")
+    check = sub.add_parser("check", parents=[flags], help="validate the configuration, show the next fires")
+    check.add_argument("--count", type=int, default=5, help="how many fire times to show (default 5)")
+    check.add_argument("--from", dest="start", help="ISO-8601 instant to start from (default: now)")
+    return parser
+
+
+def effective_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment with command-line overrides applied."""
+    env = dict(environ)
+    for attr, name in OVERRIDES.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            env[name] = value
+    return env
+
+
+def _fail_config(exc: ConfigError) -> int:
+    print(f"{PROG}: {exc}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _setup_logging_leniently(env: Mapping[str, str]) -> None:
+    """Logging for paths that must not fail on other variables (mode off)."""
+    level = env.get("PROXBOX_SCHEDULER_LOG_LEVEL", "INFO").strip().upper()
+    json_lines = env.get("PROXBOX_SCHEDULER_LOG_JSON", "true").strip().lower() not in (
+        "false",
+        "0",
+        "no",
+        "off",
+    )
+    setup_logging(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO", json_lines)
+
+
+def cmd_run(env: Mapping[str, str]) -> int:
+    if mode_is_off(env):
+        _setup_logging_leniently(env)
+        logging.getLogger("proxbox_scheduler").info(
+            "scheduling is disabled (PROXBOX_MODE=off); exiting", extra={"mode": "off"}
+        )
+        return EXIT_OK
+    try:
+        config = load(env)
+    except ConfigError as exc:
+        return _fail_config(exc)
+    setup_logging(config.log_level, config.log_json)
+    from proxbox_scheduler.service import Service
+
+    asyncio.run(Service(config).serve())
+    return EXIT_OK
+
+
+def cmd_once(env: Mapping[str, str]) -> int:
+    try:
+        config = load(env, need_target=True)
+    except ConfigError as exc:
+        return _fail_config(exc)
+    setup_logging(config.log_level, config.log_json)
+    from proxbox_scheduler.service import Service
+
+    outcome = asyncio.run(Service(config).once())
+    if outcome.status is Status.SKIPPED:
+        print(f"{PROG}: run skipped: {outcome.reason}", file=sys.stderr)
+        return EXIT_OK
+    if outcome.ok:
+        return EXIT_OK
+    print(f"{PROG}: run failed: {outcome.reason}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _parse_start(raw: str | None, config: Config) -> datetime:
+    if raw is None:
+        return datetime.now(config.tz)
+    try:
+        start = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ConfigError(
+            "--from", raw, "expected an ISO-8601 time such as 2026-03-08T01:00:00-05:00"
+        ) from None
+    return start if start.tzinfo else start.replace(tzinfo=config.tz)
+
+
+def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
+    from proxbox_scheduler.schedule import upcoming
+
+    try:
+        config = load(env)
+        if not 1 <= count <= 10000:
+            raise ConfigError("--count", str(count), "expected a whole number from 1 to 10000")
+        start = _parse_start(start_raw, config)
+    except ConfigError as exc:
+        return _fail_config(exc)
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    mode = config.mode
+    print(
+        f"# configuration valid: mode {mode}, zone {config.tz.key}, invoke {config.invoke}", file=sys.stderr
+    )
+    if mode.kind == "off":
+        print("# scheduling is disabled: `run` exits 0 at once", file=sys.stderr)
+    elif mode.kind == "continuous":
+        print("# continuous: each run starts as soon as the previous one succeeded", file=sys.stderr)
+    for fire in upcoming(mode, start, config.tz, count):
+        print(f"{fire.isoformat()}  {fire.strftime('%a')}  {fire.tzname()}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = effective_env(args, os.environ)
+    command = args.command or "run"
+    if command == "run":
+        return cmd_run(env)
+    if command == "once":
+        return cmd_once(env)
+    if command == "check":
+        return cmd_check(env, args.count, args.start)
+    raise AssertionError(f"unhandled command {command}")

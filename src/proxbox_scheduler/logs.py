@@ -1,0 +1,99 @@
+"""Logging: JSON lines (default) or readable lines on stdout, and the loop's log observer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from proxbox_scheduler.loop import Observer
+from proxbox_scheduler.outcome import Outcome
+
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The structured extras of a record (everything not a stock LogRecord attribute)."""
+    return {k: v for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    stamp = datetime.fromtimestamp(record.created, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, event, then the structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        doc.update(_fields(record))
+        if record.exc_info:
+            doc["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """One readable line per record: time, level, message, then key=value fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{k}={v}" for k, v in _fields(record).items())
+        line = f"{_timestamp(record)} {record.levelname:<7} {record.getMessage()}"
+        if extras:
+            line += f"  {extras}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(level: str = "INFO", json_lines: bool = True, stream: TextIO | None = None) -> None:
+    """Route every proxbox_scheduler logger to one stdout handler."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    root = logging.getLogger("proxbox_scheduler")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class LogObserver(Observer):
+    """Writes the loop's life to the log: waits, run starts and ends, skips."""
+
+    def __init__(self, mode: str) -> None:
+        self.log = logging.getLogger("proxbox_scheduler.loop")
+        self.mode = mode
+
+    def on_waiting(self, next_fire: datetime, seconds: float) -> None:
+        self.log.info(
+            "waiting for the next run",
+            extra={"next_fire": next_fire.isoformat(timespec="seconds"), "wait_s": round(seconds, 3)},
+        )
+
+    def on_run_start(self, run_id: str, started: datetime) -> None:
+        self.log.info("run started", extra={"run_id": run_id, "mode": self.mode})
+
+    def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
+        fields: dict[str, Any] = {
+            "run_id": run_id,
+            "outcome": outcome.label,
+            "duration_s": round(duration, 3),
+        }
+        if outcome.reason:
+            fields["reason"] = outcome.reason
+        if next_wait > 0 and not outcome.ok:
+            fields["backoff_s"] = round(next_wait, 3)
+        level = logging.WARNING if outcome.label in ("failure", "degraded") else logging.INFO
+        self.log.log(level, "run finished", extra=fields)
+
+    def on_skip(self, reason: str, count: int, detail: str) -> None:
+        self.log.info(
+            "skipped scheduled fires", extra={"skip_reason": reason, "count": count, "detail": detail}
+        )

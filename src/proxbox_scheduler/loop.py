@@ -1,0 +1,342 @@
+"""The run loop: decides when a run starts, supervises it, and waits after it.
+
+It owns no I/O of its own: time comes from the injected Clock, runs from the
+injected Trigger, and everything worth reporting goes to the Observer, so the
+same loop runs in production and, in virtual time, in the unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from proxbox_scheduler.clock import Clock
+from proxbox_scheduler.outcome import Outcome, Status
+from proxbox_scheduler.schedule import Mode, cron_fires, plan_interval
+from proxbox_scheduler.triggers.base import RunContext, Trigger
+
+log = logging.getLogger("proxbox_scheduler.loop")
+
+CRON_POLL_SECONDS = 1.0
+"""Longest single sleep while waiting for a cron fire: the wall clock is re-read
+at least this often, so a stepped clock never makes a fire early or much late."""
+MAX_COUNTED_SKIPS = 100_000
+CANCEL_WAIT_SECONDS = 20.0
+"""How long a cancelled trigger may take to clean up (exec: SIGTERM, then SIGKILL after 10 s)."""
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """The part of the configuration the loop reads."""
+
+    mode: Mode
+    tz: ZoneInfo
+    backoff: float = 30.0
+    backoff_max: float = 3600.0
+    run_timeout: float = 7200.0
+    jitter: float = 0.0
+    shutdown_grace: float = 25.0
+    run_on_start: bool = False
+
+    @classmethod
+    def from_config(cls, config: Any) -> LoopSettings:
+        return cls(
+            mode=config.mode,
+            tz=config.tz,
+            backoff=config.backoff,
+            backoff_max=config.backoff_max,
+            run_timeout=config.run_timeout,
+            jitter=config.jitter,
+            shutdown_grace=config.shutdown_grace,
+            run_on_start=config.run_on_start,
+        )
+
+
+class Observer:
+    """Hooks for telemetry; every method is optional. Observers must not raise or block."""
+
+    def on_waiting(self, next_fire: datetime, seconds: float) -> None: ...
+
+    def on_run_start(self, run_id: str, started: datetime) -> None: ...
+
+    def on_progress(self, run_id: str, kind: str, fields: dict[str, Any]) -> None: ...
+
+    def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None: ...
+
+    def on_skip(self, reason: str, count: int, detail: str) -> None: ...
+
+    def on_stop(self) -> None: ...
+
+
+class Observers(Observer):
+    """Fans every hook out to several observers; one failing observer does not stop the others."""
+
+    def __init__(self, observers: Iterable[Observer]) -> None:
+        self._observers = list(observers)
+
+    def _each(self, name: str, *args: Any) -> None:
+        for observer in self._observers:
+            try:
+                getattr(observer, name)(*args)
+            except Exception:
+                log.debug("observer %s.%s failed", type(observer).__name__, name, exc_info=True)
+
+    def on_waiting(self, next_fire: datetime, seconds: float) -> None:
+        self._each("on_waiting", next_fire, seconds)
+
+    def on_run_start(self, run_id: str, started: datetime) -> None:
+        self._each("on_run_start", run_id, started)
+
+    def on_progress(self, run_id: str, kind: str, fields: dict[str, Any]) -> None:
+        self._each("on_progress", run_id, kind, fields)
+
+    def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
+        self._each("on_run_end", run_id, outcome, duration, next_wait)
+
+    def on_skip(self, reason: str, count: int, detail: str) -> None:
+        self._each("on_skip", reason, count, detail)
+
+    def on_stop(self) -> None:
+        self._each("on_stop")
+
+
+@dataclass
+class _Fire:
+    """The next start: a monotonic target (interval, continuous) or a wall-clock fire (cron)."""
+
+    mono: float | None = None
+    wall: datetime | None = None
+    scheduled: bool = True  # grid slot or cron fire: jitter applies
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Scheduler:
+    """Runs the trigger on the schedule until asked to stop."""
+
+    def __init__(
+        self,
+        settings: LoopSettings,
+        trigger: Trigger,
+        *,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.trigger = trigger
+        self.clock = clock or Clock()
+        self.observer = observer or Observer()
+        self.rng = rng or random.Random()
+        self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self._auth_streak = 0
+        self._origin = 0.0  # interval grid origin (monotonic)
+        self._index = 0  # grid slot of the last scheduled run
+        self._last_fire: datetime | None = None  # cron fire of the last run
+        self._last_wait = 0.0  # pause owed after the last run
+
+    # ------------------------------------------------------------ control
+
+    def request_stop(self) -> None:
+        """First call: start nothing new and let a run finish within the grace. Second: cancel now."""
+        if self._stop.is_set():
+            self._force.set()
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # ------------------------------------------------------------ entry points
+
+    async def run_forever(self) -> None:
+        """Fire according to the mode until stopped."""
+        if self.settings.mode.kind == "off":
+            return
+        now_m = self.clock.monotonic()
+        self._origin, self._index = now_m, 0
+        self._last_fire = self.clock.now()
+        immediate = self.settings.run_on_start or self.settings.mode.kind == "continuous"
+        fire = _Fire(mono=now_m, scheduled=False) if immediate else self._first_fire()
+        try:
+            while await self._wait_for(fire):
+                await self.run_once()
+                if self.stopping:
+                    return
+                fire = self._next_fire()
+        finally:
+            self.observer.on_stop()
+
+    async def run_once(self) -> Outcome:
+        """One supervised run: timeout, shutdown grace, and no exception escapes."""
+        run_id = new_run_id()
+        ctx = RunContext(
+            run_id,
+            logging.LoggerAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id}),
+            lambda kind, fields: self.observer.on_progress(run_id, kind, dict(fields)),
+        )
+        self.observer.on_run_start(run_id, self.clock.now())
+        started = self.clock.monotonic()
+        task = asyncio.create_task(self._guarded(ctx))
+        outcome = await self._supervise(task, started)
+        duration = self.clock.monotonic() - started
+        self._last_wait = self._wait_after(outcome)
+        self.observer.on_run_end(run_id, outcome, duration, self._last_wait)
+        return outcome
+
+    # ------------------------------------------------------------ one run
+
+    async def _guarded(self, ctx: RunContext) -> Outcome:
+        try:
+            return await self.trigger.run(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            ctx.log.debug("trigger raised", exc_info=True)
+            return Outcome.failure(f"{type(exc).__name__}: {exc}")
+
+    async def _supervise(self, task: asyncio.Task[Outcome], started: float) -> Outcome:
+        deadline = started + self.settings.run_timeout
+        await self._wait_task(task, deadline, self._stop)
+        if task.done():
+            return task.result()
+        if self.stopping:
+            grace_end = min(deadline, self.clock.monotonic() + self.settings.shutdown_grace)
+            await self._wait_task(task, grace_end, self._force)
+            if task.done():
+                return task.result()
+            reason = "cancelled at shutdown"
+            if self.clock.monotonic() >= deadline:
+                reason = self._timeout_reason()
+        else:
+            reason = self._timeout_reason()
+        await self._cancel(task)
+        return Outcome.failure(reason)
+
+    def _timeout_reason(self) -> str:
+        return f"run exceeded PROXBOX_API_TIMEOUT ({self.settings.run_timeout:g} s) and was cancelled"
+
+    async def _wait_task(self, task: asyncio.Task[Outcome], until: float, wake: asyncio.Event) -> None:
+        """Return when the task is done, ``wake`` is set, or the monotonic clock reaches ``until``."""
+        if task.done() or wake.is_set():
+            return
+        timer = asyncio.create_task(self.clock.sleep(until - self.clock.monotonic(), wake))
+        try:
+            await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+
+    async def _cancel(self, task: asyncio.Task[Outcome]) -> None:
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+        if not done:
+            log.warning("the cancelled run did not finish cleaning up in time; leaving it behind")
+            return
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
+
+    # ------------------------------------------------------------ waits
+
+    def _wait_after(self, outcome: Outcome) -> float:
+        """Pause owed before the next start: backoff, doubled for consecutive rejected keys."""
+        s = self.settings
+        if outcome.status is Status.SUCCESS:
+            self._auth_streak = 0
+            wait = 0.0
+        elif outcome.status is Status.SKIPPED:
+            wait = s.backoff if s.mode.kind == "continuous" else 0.0
+        elif outcome.auth_rejected:
+            self._auth_streak += 1
+            wait = min(s.backoff * 2 ** (self._auth_streak - 1), max(s.backoff, s.backoff_max))
+        else:
+            self._auth_streak = 0
+            wait = s.backoff
+        floor = min(outcome.min_wait or 0.0, max(s.backoff, s.backoff_max))
+        return max(wait, floor)
+
+    async def _wait_for(self, fire: _Fire) -> bool:
+        """Sleep until the fire (plus jitter); False when a stop came first."""
+        if fire.wall is not None:
+            seconds = (fire.wall - self.clock.now()).total_seconds()
+            self.observer.on_waiting(fire.wall.astimezone(self.settings.tz), max(0.0, seconds))
+            while (left := (fire.wall - self.clock.now()).total_seconds()) > 0:
+                if await self.clock.sleep(min(left, CRON_POLL_SECONDS), self._stop):
+                    return False
+        else:
+            assert fire.mono is not None
+            seconds = max(0.0, fire.mono - self.clock.monotonic())
+            when = self.clock.now() + timedelta(seconds=seconds)
+            self.observer.on_waiting(when.astimezone(self.settings.tz), seconds)
+            if await self.clock.sleep(seconds, self._stop):
+                return False
+        if fire.scheduled and self.settings.jitter > 0:
+            delay = self.rng.uniform(0.0, self.settings.jitter)
+            if await self.clock.sleep(delay, self._stop):
+                return False
+        return not self.stopping
+
+    # ------------------------------------------------------------ planning
+
+    def _first_fire(self) -> _Fire:
+        mode = self.settings.mode
+        if mode.kind == "interval":
+            self._index = 1
+            return _Fire(mono=self._origin + mode.interval)
+        assert self._last_fire is not None
+        fire = next(cron_fires(mode.cron, self._last_fire, self.settings.tz))
+        self._last_fire = fire
+        return _Fire(wall=fire)
+
+    def _next_fire(self) -> _Fire:
+        wait = self._last_wait
+        kind = self.settings.mode.kind
+        if kind == "continuous":
+            return _Fire(mono=self.clock.monotonic() + wait, scheduled=False)
+        if kind == "interval":
+            return self._next_interval(wait)
+        return self._next_cron(wait)
+
+    def _next_interval(self, wait: float) -> _Fire:
+        now_m = self.clock.monotonic()
+        plan = plan_interval(self._origin, self._index, self.settings.mode.interval, now_m)
+        if plan.skipped:
+            self.observer.on_skip("overrun", plan.skipped, "interval slots passed while the run was going")
+        self._origin, self._index = plan.origin, plan.index
+        earliest = now_m + wait
+        if earliest > plan.start:
+            self._origin, self._index = earliest, 0
+            return _Fire(mono=earliest, scheduled=False)
+        return _Fire(mono=plan.start, scheduled=plan.start > now_m)
+
+    def _next_cron(self, wait: float) -> _Fire:
+        assert self._last_fire is not None
+        now_w = self.clock.now()
+        earliest = now_w + timedelta(seconds=wait)
+        overrun = backoff = 0
+        for fire in cron_fires(self.settings.mode.cron, self._last_fire, self.settings.tz):
+            if fire >= earliest and fire > now_w:
+                break
+            if overrun + backoff >= MAX_COUNTED_SKIPS:
+                fire = next(cron_fires(self.settings.mode.cron, earliest, self.settings.tz))
+                break
+            if fire <= now_w:
+                overrun += 1
+            else:
+                backoff += 1
+        if overrun:
+            self.observer.on_skip("overrun", overrun, "cron fires passed while the run was going")
+        if backoff:
+            self.observer.on_skip("backoff", backoff, "cron fires fell inside the wait after a failure")
+        self._last_fire = fire
+        return _Fire(wall=fire)
