@@ -61,6 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[flags], help="validate the configuration, show the next fires")
     check.add_argument("--count", type=int, default=5, help="how many fire times to show (default 5)")
     check.add_argument("--from", dest="start", help="ISO-8601 instant to start from (default: now)")
+    health = sub.add_parser("healthcheck", help="exit 0 when the running scheduler is alive, else 1")
+    health.add_argument("--port", type=int, help="status server port (default: PROXBOX_SCHEDULER_HTTP_PORT)")
+    health.add_argument(
+        "--max-age", type=float, metavar="SECONDS", help="also unhealthy when the last success is older"
+    )
+    from proxbox_scheduler.emulator import add_arguments
+
+    add_arguments(sub.add_parser("emulate-api", help="serve a proxbox-api emulator (for trials and tests)"))
+    demo = sub.add_parser("demo", help="the scheduler against the emulator, status page up; Ctrl-C stops")
+    demo.add_argument("--interval", type=float, default=6.0, help="seconds between runs (default 6)")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    demo.add_argument("--json", action="store_true", help="JSON log lines instead of readable ones")
     return parser
 
 
@@ -105,7 +117,10 @@ def cmd_run(env: Mapping[str, str]) -> int:
     setup_logging(config.log_level, config.log_json)
     from proxbox_scheduler.service import Service
 
-    asyncio.run(Service(config).serve())
+    try:
+        asyncio.run(Service(config).serve())
+    except ConfigError as exc:
+        return _fail_config(exc)
     return EXIT_OK
 
 
@@ -114,10 +129,19 @@ def cmd_once(env: Mapping[str, str]) -> int:
         config = load(env, need_target=True)
     except ConfigError as exc:
         return _fail_config(exc)
-    setup_logging(config.log_level, config.log_json)
+    from proxbox_scheduler.loop import Observer
     from proxbox_scheduler.service import Service
 
-    outcome = asyncio.run(Service(config).once())
+    observers: list[Observer] = []
+    if sys.stdout.isatty():
+        from proxbox_scheduler.progress import TerminalProgress
+
+        # the bar replaces the INFO lines; warnings and errors still print
+        setup_logging(max(config.log_level, "WARNING", key=logging.getLevelName), config.log_json)
+        observers.append(TerminalProgress())
+    else:
+        setup_logging(config.log_level, config.log_json)
+    outcome = asyncio.run(Service(config, observers=observers).once())
     if outcome.status is Status.SKIPPED:
         print(f"{PROG}: run skipped: {outcome.reason}", file=sys.stderr)
         return EXIT_OK
@@ -174,4 +198,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_once(env)
     if command == "check":
         return cmd_check(env, args.count, args.start)
+    if command == "healthcheck":
+        return cmd_healthcheck(env, args.port, args.max_age)
+    if command == "emulate-api":
+        from proxbox_scheduler.emulator import run_cli
+
+        return run_cli(args)
+    if command == "demo":
+        from proxbox_scheduler.demo import run_demo
+
+        return run_demo(interval=args.interval, duration=args.duration, json_logs=args.json)
     raise AssertionError(f"unhandled command {command}")
+
+
+def cmd_healthcheck(env: Mapping[str, str], port: int | None, max_age: float | None) -> int:
+    from proxbox_scheduler.healthcheck import check
+
+    try:
+        healthy, why = check(env, port, max_age)
+    except ConfigError as exc:
+        return _fail_config(exc)
+    print(f"{'healthy' if healthy else 'unhealthy'}: {why}", file=sys.stdout if healthy else sys.stderr)
+    return EXIT_OK if healthy else EXIT_FAILED

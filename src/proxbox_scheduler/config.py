@@ -469,6 +469,11 @@ def _read(var: Variable, env: Mapping[str, str]) -> Any:
         raise ConfigError(var.name, shown, str(exc)) from None
 
 
+def read_variable(name: str, env: Mapping[str, str]) -> Any:
+    """One variable parsed on its own (for commands that need only a few, like healthcheck)."""
+    return _read(BY_NAME[name], env)
+
+
 def mode_is_off(env: Mapping[str, str]) -> bool:
     """True when scheduling is disabled; checked before anything else is validated."""
     return env.get("PROXBOX_MODE", "").strip().lower() in ("", "off")

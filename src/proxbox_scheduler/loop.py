@@ -118,7 +118,8 @@ class _Fire:
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
+    """A UUID, as healthchecks.io expects for its rid parameter."""
+    return str(uuid.uuid4())
 
 
 class Scheduler:

@@ -1,7 +1,7 @@
 """The process: wires configuration, trigger, telemetry and signals around the loop.
 
 Like uvicorn's Server, this owns the lifecycle (startup line, signal
-handlers, orderly shutdown) so the CLI stays a thin parser.
+handlers, the operations server, orderly shutdown) so the CLI stays thin.
 """
 
 from __future__ import annotations
@@ -11,18 +11,25 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from proxbox_scheduler import __version__
 from proxbox_scheduler.clock import Clock
-from proxbox_scheduler.config import Config
+from proxbox_scheduler.config import Config, ConfigError
 from proxbox_scheduler.logs import LogObserver
 from proxbox_scheduler.loop import LoopSettings, Observer, Observers, Scheduler
+from proxbox_scheduler.metrics import Metrics
 from proxbox_scheduler.outcome import Outcome
+from proxbox_scheduler.status import StatusStore
 from proxbox_scheduler.triggers import make_trigger
 from proxbox_scheduler.triggers.base import Trigger
 
+if TYPE_CHECKING:
+    from proxbox_scheduler.server import OpsServer
+
 log = logging.getLogger("proxbox_scheduler")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PULSE_SECONDS = 5.0
 
 
 class Service:
@@ -39,13 +46,30 @@ class Service:
         self.config = config
         self.clock = clock or Clock()
         self.trigger = trigger or make_trigger(config)
-        extra = observers or []
+        self.metrics = Metrics(version=__version__, mode=str(config.mode), invoke=config.invoke)
+        self.status = StatusStore(
+            {
+                "version": __version__,
+                "mode": str(config.mode),
+                "zone": config.tz.key,
+                "invoke": config.invoke,
+                "target": config.target,
+            },
+            hard_limit=config.run_timeout + config.shutdown_grace + PULSE_SECONDS,
+            monotonic=self.clock.monotonic,
+        )
+        telemetry: list[Observer] = [LogObserver(str(config.mode)), self.metrics, self.status]
+        if config.ping_url:
+            from proxbox_scheduler.ping import Pinger
+
+            telemetry.append(Pinger(config.ping_url))
         self.scheduler = Scheduler(
             LoopSettings.from_config(config),
             self.trigger,
             clock=self.clock,
-            observer=Observers([LogObserver(str(config.mode)), *extra]),
+            observer=Observers([*telemetry, *(observers or [])]),
         )
+        self.http_port: int | None = None
 
     def _announce(self, command: str) -> None:
         log.info(
@@ -68,28 +92,58 @@ class Service:
             log.info("%s received: stopping", name, extra={"signal": name})
         self.scheduler.request_stop()
 
+    async def _pulse(self) -> None:
+        """Proves to /livez that the event loop still turns."""
+        while True:
+            self.status.beat()
+            await self.clock.sleep(PULSE_SECONDS)
+
+    def _start_ops_server(self) -> OpsServer | None:
+        if not self.config.http_port:
+            return None
+        from proxbox_scheduler.server import OpsServer
+
+        host, port = self.config.http_host, self.config.http_port
+        try:
+            ops = OpsServer(host, port, self.status, self.metrics)
+        except OSError as exc:
+            raise ConfigError(
+                "PROXBOX_SCHEDULER_HTTP_PORT", str(port), f"cannot listen on {host}:{port} ({exc.strerror})"
+            ) from None
+        ops.start()
+        self.http_port = ops.port
+        log.info("status server listening", extra={"url": f"http://{host}:{ops.port}/"})
+        return ops
+
     @contextlib.asynccontextmanager
-    async def _lifecycle(self) -> AsyncIterator[None]:
-        """Signal handlers in place for the body; the trigger closed after it."""
+    async def _lifecycle(self, *, serve_http: bool) -> AsyncIterator[None]:
+        """Signal handlers, the pulse and (for `run`) the operations server around the body."""
+        ops = self._start_ops_server() if serve_http else None
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
+        pulse = asyncio.create_task(self._pulse())
         try:
             yield
         finally:
+            pulse.cancel()
             for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
             await self.trigger.aclose()
+            if ops:
+                ops.close()
 
     async def serve(self) -> None:
         """Run the schedule until SIGTERM/SIGINT."""
         self._announce("run")
-        async with self._lifecycle():
+        async with self._lifecycle(serve_http=True):
             await self.scheduler.run_forever()
         log.info("stopped")
 
     async def once(self) -> Outcome:
         """One run now, whatever the mode says."""
         self._announce("once")
-        async with self._lifecycle():
-            return await self.scheduler.run_once()
+        async with self._lifecycle(serve_http=False):
+            outcome = await self.scheduler.run_once()
+        self.scheduler.observer.on_stop()
+        return outcome

@@ -199,13 +199,39 @@ def test_cancel_kills_a_tree_that_ignores_sigterm(
     assert any("sending SIGKILL" in r.getMessage() for r in caplog.records)
 
 
+def test_second_cancel_does_not_abort_the_cleanup(tmp_path: Path, ready_waiter: LineWaiter) -> None:
+    script = "trap '' TERM; sleep 1000 & echo $$ $! > pids; echo ready; wait"
+    trigger = make_trigger(sh(script), cwd=tmp_path, kill_after=0.5)
+    stopping = LineWaiter("run cancelled; stopping the command")
+    LOGGER.addHandler(stopping)
+
+    async def cancel_twice() -> None:
+        ready_waiter.seen, stopping.seen = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(trigger.run(make_ctx()))
+        await asyncio.wait_for(ready_waiter.seen.wait(), GUARD_SECONDS)
+        task.cancel()
+        await asyncio.wait_for(stopping.seen.wait(), GUARD_SECONDS)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, GUARD_SECONDS)
+
+    try:
+        asyncio.run(cancel_twice())
+    finally:
+        LOGGER.removeHandler(stopping)
+    for pid in read_pids(tmp_path / "pids"):
+        assert_gone(pid)
+
+
 def test_cancel_stops_a_cooperative_tree_with_sigterm_alone(
     tmp_path: Path, ready_waiter: LineWaiter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    script = (
-        "trap 'echo got TERM > term.txt; exit 0' TERM; "
-        "sleep 1000 & echo $$ $! > pids; echo ready; wait"
-    )
+    script = """
+        trap 'echo got TERM > term.txt; exit 0' TERM
+        sleep 1000 & echo $$ $! > pids
+        echo ready
+        wait
+    """
     trigger = make_trigger(sh(script), cwd=tmp_path, kill_after=GUARD_SECONDS)
     asyncio.run(cancel_when_ready(trigger, ready_waiter))
     assert (tmp_path / "term.txt").read_text() == "got TERM\n"

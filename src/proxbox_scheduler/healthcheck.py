@@ -1,0 +1,57 @@
+"""`proxbox-scheduler healthcheck`: the image's HEALTHCHECK without curl.
+
+Asks the running scheduler's /livez on loopback; with ``max_age`` it is also
+unhealthy when the last successful sync is older than that.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from proxbox_scheduler.config import read_variable
+
+TIMEOUT = 3.0
+
+
+def _local_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def check(env: Mapping[str, str], port: int | None = None, max_age: float | None = None) -> tuple[bool, str]:
+    """(healthy, one line saying why)."""
+    port = read_variable("PROXBOX_SCHEDULER_HTTP_PORT", env) if port is None else port
+    if not port:
+        return False, "the status server is off (PROXBOX_SCHEDULER_HTTP_PORT=0)"
+    base = f"http://{_local_host(read_variable('PROXBOX_SCHEDULER_HTTP_HOST', env))}:{port}"
+    try:
+        code, body = _get(base + "/livez")
+        if code != 200:
+            return False, f"/livez answered {code}: {body.decode(errors='replace').strip()}"
+        if max_age is None:
+            return True, "alive"
+        code, body = _get(base + "/status")
+    except (OSError, urllib.error.URLError) as exc:
+        return False, f"cannot reach {base}/livez: {getattr(exc, 'reason', exc)}"
+    last = json.loads(body).get("last_success")
+    if not last:
+        return False, "no successful sync yet"
+    age = (datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds()
+    if age > max_age:
+        return False, f"last successful sync {age:.0f} s ago, more than --max-age {max_age:g} s"
+    return True, f"alive, last successful sync {age:.0f} s ago"

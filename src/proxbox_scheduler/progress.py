@@ -1,0 +1,77 @@
+"""Live progress for a person running `once` on a terminal: a bar over the sync's stages.
+
+Only used when stdout is a terminal; otherwise `once` logs as usual.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from proxbox_scheduler.loop import Observer
+from proxbox_scheduler.outcome import Outcome
+
+FULL_SYNC_STAGES = 12
+
+
+class TerminalProgress(Observer):
+    """Draws the stage bar while a run goes, then one summary line."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._counts: dict[str, int] = {}
+
+    def on_run_start(self, run_id: str, started: datetime) -> None:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[counts]}"),
+            console=self.console,
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("connecting", total=FULL_SYNC_STAGES, counts="")
+
+    def on_progress(self, run_id: str, kind: str, fields: dict[str, Any]) -> None:
+        if self._progress is None:
+            return
+        total = fields.get("total") or FULL_SYNC_STAGES
+        if kind == "stage_started":
+            stage = escape(str(fields.get("stage")))
+            self._progress.update(self._task, description=f"stage {stage}", total=total)
+        elif kind == "stage_completed":
+            count = fields.get("count")
+            if isinstance(count, int):
+                self._counts[str(fields.get("stage"))] = count
+            shown = " · ".join(f"{k} {v}" for k, v in self._counts.items())
+            self._progress.update(self._task, advance=1, counts=shown, total=total)
+
+    def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        counts = outcome.details.get("counts") or {}
+        summary = escape(", ".join(f"{k} {v}" for k, v in counts.items()))
+        if outcome.ok:
+            label = "[yellow]sync succeeded (degraded)" if outcome.degraded else "[green]sync succeeded"
+            self.console.print(f"{label}[/] in {duration:.1f} s" + (f": {summary}" if summary else ""))
+        elif outcome.label == "skipped":
+            self.console.print(f"[bold]run skipped[/]: {escape(outcome.reason)}")
+        else:
+            self.console.print(f"[red]sync failed[/] after {duration:.1f} s: {escape(outcome.reason)}")

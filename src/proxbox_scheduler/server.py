@@ -1,0 +1,96 @@
+"""The operations HTTP server: /livez, /readyz, /metrics, /status and the HTML page.
+
+It runs in its own daemon thread on the standard library's threading server
+so that a slow scraper or a busy event loop never delays the other: the
+schedule never waits on it, and it keeps answering while a run is in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from proxbox_scheduler.metrics import CONTENT_TYPE, Metrics
+from proxbox_scheduler.status import StatusStore
+from proxbox_scheduler.status_page import render
+
+log = logging.getLogger("proxbox_scheduler.server")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _OpsServer
+    server_version = "proxbox-scheduler"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        status, metrics = self.server.status, self.server.metrics
+        if path == "/livez":
+            ok, detail = status.live()
+            self._send(200 if ok else 503, "text/plain; charset=utf-8", detail.encode() + b"\n")
+        elif path == "/readyz":
+            ok, detail = status.ready()
+            self._send(200 if ok else 503, "text/plain; charset=utf-8", detail.encode() + b"\n")
+        elif path == "/metrics":
+            self._send(200, CONTENT_TYPE, metrics.render())
+        elif path == "/status":
+            body = json.dumps(status.snapshot(), indent=2).encode()
+            self._send(200, "application/json", body)
+        elif path == "/":
+            self._send(200, "text/html; charset=utf-8", render(status.snapshot()).encode())
+        else:
+            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _send(self, code: int, content_type: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http %s", format % args)
+
+
+class _OpsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], status: StatusStore, metrics: Metrics) -> None:
+        self.status, self.metrics = status, metrics
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+
+class OpsServer:
+    """Owns the listening socket and its thread."""
+
+    def __init__(self, host: str, port: int, status: StatusStore, metrics: Metrics) -> None:
+        self._server = _OpsServer((host, port), status, metrics)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 3600}, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving: ask the loop to stop, wake its long poll with a connection, close."""
+        if self._thread.is_alive():
+            stopper = threading.Thread(target=self._server.shutdown, daemon=True)
+            stopper.start()
+            host = self._server.server_address[0]
+            wake_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+            with contextlib.suppress(OSError), socket.create_connection((wake_host, self.port), timeout=1):
+                pass
+            stopper.join(timeout=2)
+        self._server.server_close()

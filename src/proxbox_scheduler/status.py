@@ -1,0 +1,120 @@
+"""Live state for /status, /livez and /readyz: the current run, the last runs, the loop's pulse.
+
+Written by the loop (through observer hooks) and read by the HTTP server's
+thread, so every access holds one lock and readers get copies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from proxbox_scheduler.loop import Observer
+from proxbox_scheduler.outcome import Outcome
+
+HISTORY = 20
+PULSE_STALE_SECONDS = 30.0
+"""The loop beats every few seconds; silence this long means the event loop is stuck."""
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="milliseconds") if moment else None
+
+
+class StatusStore(Observer):
+    """Thread-safe record of what the scheduler is doing and has done."""
+
+    def __init__(
+        self, info: dict[str, Any], *, hard_limit: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._info = dict(info)
+        self._hard_limit = hard_limit  # run timeout + shutdown grace: past it the run is wedged
+        self._state = "starting"
+        self._ready = False
+        self._next_fire: datetime | None = None
+        self._current: dict[str, Any] | None = None
+        self._current_mono = 0.0
+        self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self._last_success: datetime | None = None
+        self._pulse = monotonic()
+
+    # ------------------------------------------------------------ writers (the loop)
+
+    def beat(self) -> None:
+        with self._lock:
+            self._pulse = self._monotonic()
+
+    def on_waiting(self, next_fire: datetime, seconds: float) -> None:
+        with self._lock:
+            self._state, self._ready, self._next_fire = "waiting", True, next_fire
+
+    def on_run_start(self, run_id: str, started: datetime) -> None:
+        with self._lock:
+            self._state, self._ready = "running", True
+            self._current = {"id": run_id, "start": _iso(started), "stage": None, "stages_done": 0}
+            self._current_mono = self._monotonic()
+
+    def on_progress(self, run_id: str, kind: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            if not self._current or self._current["id"] != run_id:
+                return
+            if kind == "stage_started":
+                self._current["stage"] = fields.get("stage")
+                self._current["stages_total"] = fields.get("total")
+            elif kind == "stage_completed":
+                self._current["stages_done"] += 1
+
+    def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
+        with self._lock:
+            start = self._current["start"] if self._current else None
+            self._history.appendleft(
+                {
+                    "id": run_id,
+                    "start": start,
+                    "duration_s": round(duration, 3),
+                    "outcome": outcome.label,
+                    "reason": outcome.reason,
+                    "counts": dict(outcome.details.get("counts", {})),
+                }
+            )
+            if outcome.ok and start:
+                self._last_success = datetime.fromisoformat(start)
+            self._current = None
+            self._state = "waiting"
+
+    def on_stop(self) -> None:
+        with self._lock:
+            self._state, self._ready = "stopping", False
+
+    # ------------------------------------------------------------ readers (the HTTP thread)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                **self._info,
+                "state": self._state,
+                "next_fire": _iso(self._next_fire) if self._state != "running" else None,
+                "current_run": dict(self._current) if self._current else None,
+                "last_success": _iso(self._last_success),
+                "runs": [dict(run) for run in self._history],
+            }
+
+    def live(self) -> tuple[bool, str]:
+        """Alive unless the event loop stopped beating or a run outlived its hard limit."""
+        now = self._monotonic()
+        with self._lock:
+            if now - self._pulse > PULSE_STALE_SECONDS:
+                return False, f"the scheduler loop has not answered for {now - self._pulse:.0f} s"
+            if self._current and now - self._current_mono > self._hard_limit:
+                return False, f"run {self._current['id']} is past PROXBOX_API_TIMEOUT plus the grace"
+            return True, self._state
+
+    def ready(self) -> tuple[bool, str]:
+        with self._lock:
+            return self._ready, self._state

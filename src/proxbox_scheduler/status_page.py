@@ -1,0 +1,94 @@
+"""The human status page: a self-refreshing HTML view of /status with an inline SVG chart.
+
+Pure rendering from the snapshot dict: no external assets, everything escaped.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+COLOURS = {"success": "#2e9d4f", "degraded": "#d9a400", "failure": "#d43d3d", "skipped": "#8a8f98"}
+CHART_W, CHART_H, BAR_GAP = 600, 120, 4
+
+
+def _chart(runs: list[dict[str, Any]]) -> str:
+    """Duration per run (oldest left), coloured by outcome."""
+    if not runs:
+        return '<p class="muted">No runs yet.</p>'
+    ordered = list(reversed(runs))
+    longest = max((run["duration_s"] for run in ordered), default=0) or 1.0
+    width = CHART_W / max(len(ordered), 1)
+    bars = []
+    for i, run in enumerate(ordered):
+        height = max(2.0, CHART_H * run["duration_s"] / longest)
+        colour = COLOURS.get(run["outcome"], "#555")
+        title = escape(f"{run['start']} {run['outcome']} {run['duration_s']:.1f} s {run['reason'] or ''}")
+        bars.append(
+            f'<rect x="{i * width + BAR_GAP / 2:.1f}" y="{CHART_H - height:.1f}" '
+            f'width="{max(width - BAR_GAP, 1):.1f}" height="{height:.1f}" fill="{colour}">'
+            f"<title>{title}</title></rect>"
+        )
+    return (
+        f'<svg role="img" aria-label="run durations" width="{CHART_W}" height="{CHART_H + 16}" '
+        f'viewBox="0 0 {CHART_W} {CHART_H + 16}" xmlns="http://www.w3.org/2000/svg">'
+        + "".join(bars)
+        + f'<text x="0" y="{CHART_H + 13}" font-size="11" fill="#555">longest {longest:.1f} s</text></svg>'
+    )
+
+
+def _rows(runs: list[dict[str, Any]]) -> str:
+    rows = []
+    for run in runs:
+        counts = ", ".join(f"{k} {v}" for k, v in run["counts"].items())
+        colour = COLOURS.get(run["outcome"], "#555")
+        rows.append(
+            f"<tr><td><code>{escape(run['id'])}</code></td><td>{escape(str(run['start']))}</td>"
+            f"<td>{run['duration_s']:.1f} s</td>"
+            f'<td><span class="dot" style="background:{colour}"></span>{escape(run["outcome"])}</td>'
+            f"<td>{escape(run['reason'] or '')}</td><td>{escape(counts)}</td></tr>"
+        )
+    return "".join(rows)
+
+
+def render(status: dict[str, Any], refresh_seconds: int = 10) -> str:
+    current = status.get("current_run")
+    now_line = (
+        f"running <code>{escape(current['id'])}</code> since {escape(str(current['start']))}"
+        + (f", stage {escape(str(current['stage']))}" if current.get("stage") else "")
+        if current
+        else f"waiting; next fire {escape(str(status.get('next_fire') or '—'))}"
+    )
+    facts = "".join(
+        f"<dt>{escape(label)}</dt><dd>{escape(str(status.get(key) or '—'))}</dd>"
+        for label, key in (
+            ("mode", "mode"),
+            ("zone", "zone"),
+            ("invoke", "invoke"),
+            ("target", "target"),
+            ("last success", "last_success"),
+            ("version", "version"),
+        )
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="{refresh_seconds}">
+<title>proxbox-scheduler</title>
+<style>
+body{{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:70em}}
+dl{{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}} dt{{color:#666}} dd{{margin:0}}
+table{{border-collapse:collapse;width:100%}}
+td,th{{text-align:left;padding:.3em .6em;border-bottom:1px solid #ddd}}
+.dot{{display:inline-block;width:.7em;height:.7em;border-radius:50%;margin-right:.4em}} .muted{{color:#888}}
+</style></head><body>
+<h1>proxbox-scheduler</h1>
+<p><strong>{escape(str(status.get("state", "")))}</strong>: {now_line}</p>
+<dl>{facts}</dl>
+<h2>Recent runs</h2>
+{_chart(status.get("runs", []))}
+<table><thead><tr><th>run</th><th>start</th><th>duration</th><th>outcome</th><th>reason</th><th>counts</th>
+</tr></thead><tbody>{_rows(status.get("runs", []))}</tbody></table>
+<p class="muted"><a href="/status">/status</a> · <a href="/metrics">/metrics</a> ·
+<a href="/livez">/livez</a> · <a href="/readyz">/readyz</a></p>
+</body></html>
+"""

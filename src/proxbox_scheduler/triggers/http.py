@@ -1,0 +1,258 @@
+"""The http trigger: one run is one GET of proxbox-api's SSE stream, read until the verdict.
+
+Transport only: decoding is ``sse``, meaning is ``verdict``. Every failure
+the network can produce becomes a failure Outcome with a plain-words reason;
+only cancellation (the loop's total timeout, shutdown) propagates, after the
+connection has been closed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import ssl
+import time
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from proxbox_scheduler import __version__
+from proxbox_scheduler.config import Config, redact_url
+from proxbox_scheduler.outcome import Outcome
+from proxbox_scheduler.sse import Event, EventTooLarge, SSEDecoder
+from proxbox_scheduler.triggers.base import RunContext
+from proxbox_scheduler.verdict import (
+    Milestone,
+    StreamVerdict,
+    clip,
+    is_event_stream,
+    not_event_stream,
+    probe_verdict,
+    status_outcome,
+)
+
+KEY_HEADER = "X-Proxbox-API-Key"
+ACTIVE_PATH = "/sync/active"
+ERROR_BODY_BYTES = 64 * 1024
+"""How much of a non-200 body is read to quote from; the rest is never downloaded."""
+DEBUG_PREVIEW_CHARS = 300
+PROGRESS_KINDS = frozenset({"stage_started", "stage_completed"})
+_LOG_NAMES = {"created": "objects_created", "updated": "objects_updated", "duration_seconds": "duration_s"}
+"""Progress fields renamed for log records (``created`` is a LogRecord attribute)."""
+
+
+class HttpTrigger:
+    """Calls ``GET {api_url}{sync_path}`` and turns the stream into an Outcome."""
+
+    def __init__(self, config: Config) -> None:
+        if not config.api_url:
+            raise ValueError("HttpTrigger needs PROXBOX_API_URL")
+        self._config = config
+        self._base = config.api_url
+        self._url = config.api_url + config.sync_path
+        parts = urlsplit(config.api_url)
+        host = parts.hostname or ""
+        self._host = f"[{host}]" if ":" in host else host
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._origin = f"{parts.scheme}://{self._host}:{port}"
+
+    def describe(self) -> str:
+        query = urlencode(self._config.sync_params)
+        return redact_url(self._url) + (f"?{query}" if query else "")
+
+    async def aclose(self) -> None:
+        """Nothing to release: each run opens and closes its own client."""
+
+    async def run(self, ctx: RunContext) -> Outcome:
+        try:
+            verify = self._verify()
+        except (OSError, ssl.SSLError) as exc:
+            return Outcome.failure(f"cannot load PROXBOX_API_CA_BUNDLE {self._config.ca_bundle}: {exc}")
+        async with httpx.AsyncClient(
+            headers=self._headers(),
+            timeout=httpx.Timeout(
+                self._config.connect_timeout,
+                connect=self._config.connect_timeout,
+                read=self._config.idle_timeout,
+            ),
+            verify=verify,
+            follow_redirects=False,
+        ) as client:
+            try:
+                outcome = None
+                if self._config.skip_if_active:
+                    outcome = await self._probe(client, ctx)
+                if outcome is None:
+                    outcome = await self._stream(client, ctx)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                outcome = Outcome.failure(self._explain(exc))
+        return self._scrubbed(outcome)
+
+    # ------------------------------------------------------------ requests
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        """TLS verification: on by default, against a private CA when one is given."""
+        if not self._config.verify_ssl:
+            return False
+        if self._config.ca_bundle is not None:
+            return ssl.create_default_context(cafile=str(self._config.ca_bundle))
+        return True
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "Accept": "text/event-stream",
+            "Accept-Encoding": "identity",
+            "Cache-Control": "no-cache",
+            "User-Agent": f"proxbox-scheduler/{__version__}",
+        }
+        if self._config.api_key:
+            headers[KEY_HEADER] = self._config.api_key
+        return headers
+
+    async def _probe(self, client: httpx.AsyncClient, ctx: RunContext) -> Outcome | None:
+        """Ask whether a sync is running; only a definite answer stops the run."""
+        try:
+            async with client.stream(
+                "GET", self._base + ACTIVE_PATH, headers={"Accept": "application/json"}
+            ) as response:
+                body = await _read_capped(response)
+        except httpx.HTTPError as exc:
+            ctx.log.warning("busy check failed (%s); running anyway", self._scrub(self._explain(exc)))
+            return None
+        verdict = probe_verdict(response.status_code, response.headers, body, time.time())
+        if verdict.note:
+            ctx.log.log(verdict.level, verdict.note)
+        return verdict.outcome
+
+    async def _stream(self, client: httpx.AsyncClient, ctx: RunContext) -> Outcome:
+        ctx.log.debug("requesting %s", self.describe())
+        async with client.stream("GET", self._url, params=self._config.sync_params) as response:
+            if response.status_code != 200:
+                body = await _read_capped(response)
+                return status_outcome(response.status_code, response.headers, body, time.time())
+            content_type = response.headers.get("content-type", "")
+            if not is_event_stream(content_type):
+                return not_event_stream(content_type, self.describe())
+            return await self._read_events(response, ctx)
+
+    async def _read_events(self, response: httpx.Response, ctx: RunContext) -> Outcome:
+        """Decode and judge events until the verdict; returning closes the connection."""
+        decoder = SSEDecoder(self._config.max_event_bytes)
+        verdict = StreamVerdict(lambda milestone: self._milestone(ctx, milestone))
+        debug = ctx.log.isEnabledFor(logging.DEBUG)
+        try:
+            async for chunk in response.aiter_bytes():
+                for event in decoder.feed(chunk):
+                    if debug:
+                        _log_event(ctx, event)
+                    outcome = verdict.feed(event)
+                    if outcome is not None:
+                        if outcome.ok:
+                            _log_summary(ctx, outcome)
+                        return outcome
+        except EventTooLarge as exc:
+            return Outcome.failure(
+                f"an event from proxbox-api is larger than PROXBOX_SSE_MAX_EVENT_BYTES={exc.limit}; "
+                "raise it if the cluster is that large" + verdict.where()
+            )
+        except httpx.TimeoutException as exc:
+            return Outcome.failure(self._explain(exc) + verdict.where())
+        except httpx.TransportError as exc:
+            return verdict.finish(self._explain(exc))
+        decoder.close()
+        return verdict.finish()
+
+    # ------------------------------------------------------------ reporting
+
+    def _milestone(self, ctx: RunContext, milestone: Milestone) -> None:
+        fields = {_LOG_NAMES.get(k, k): v for k, v in milestone.fields.items()}
+        ctx.log.info(milestone.message, extra=fields)
+        if milestone.kind in PROGRESS_KINDS:
+            ctx.progress(milestone.kind, milestone.fields)
+
+    def _explain(self, exc: Exception) -> str:
+        """A transport error in plain words, naming the cause and the redacted target."""
+        cfg = self._config
+        if isinstance(exc, httpx.ConnectTimeout):
+            return f"could not connect to {self._origin} within {cfg.connect_timeout:g} s"
+        if isinstance(exc, httpx.ReadTimeout):
+            return f"idle timeout: no data from proxbox-api for {cfg.idle_timeout:g} s"
+        if isinstance(exc, httpx.TimeoutException):
+            return f"timed out sending the request to {self._origin}"
+        for cause in _causes(exc):
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                why = cause.verify_message or cause.reason or "untrusted certificate"
+                return f"TLS certificate verification failed for {self._host}: {why}"
+            if isinstance(cause, ssl.SSLError):
+                return f"TLS handshake with {self._origin} failed: {cause.reason or cause}"
+            if isinstance(cause, socket.gaierror):
+                return f"cannot resolve host {self._host}"
+            if isinstance(cause, ConnectionRefusedError):
+                return f"connection refused to {self._origin}"
+            if isinstance(cause, ConnectionResetError):
+                return f"connection reset by {self._origin}"
+        if isinstance(exc, httpx.ConnectError):
+            return f"cannot connect to {self._origin}: {exc}"
+        if isinstance(exc, httpx.RemoteProtocolError):
+            return f"connection to {self._origin} broken mid-response: {exc}"
+        if isinstance(exc, httpx.ReadError):
+            return f"connection to {self._origin} lost: {exc}"
+        return f"request to {self._origin} failed: {type(exc).__name__}: {exc}"
+
+    def _scrub(self, text: str) -> str:
+        """Belt and braces: no key and no URL password in anything we show."""
+        if self._config.api_key:
+            text = text.replace(self._config.api_key, "<redacted>")
+        return text.replace(self._base, redact_url(self._base))
+
+    def _scrubbed(self, outcome: Outcome) -> Outcome:
+        reason = self._scrub(outcome.reason)
+        return outcome if reason == outcome.reason else dataclasses.replace(outcome, reason=reason)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from, innermost last (httpx wraps the OS error)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    """At most ERROR_BODY_BYTES of a body; a broken body is as good as an empty one here."""
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) >= ERROR_BODY_BYTES:
+                break
+    except httpx.HTTPError:
+        pass
+    return bytes(body[:ERROR_BODY_BYTES])
+
+
+def _log_event(ctx: RunContext, event: Event) -> None:
+    preview = event.raw[: DEBUG_PREVIEW_CHARS * 2].decode("utf-8", "replace")
+    ctx.log.debug(
+        "event %s: %s",
+        event.event,
+        clip(preview, DEBUG_PREVIEW_CHARS),
+        extra={"sse_event": event.event, "data_bytes": len(event.raw)},
+    )
+
+
+def _log_summary(ctx: RunContext, outcome: Outcome) -> None:
+    counts: dict[str, Any] = outcome.details.get("counts", {})
+    figures = " ".join(f"{name}={value}" for name, value in counts.items()) or "no counts reported"
+    extra: dict[str, Any] = {"counts": counts, "degraded": outcome.degraded}
+    problems = ""
+    for key in ("warnings", "failed_objects"):
+        if key in outcome.details:
+            extra[key] = outcome.details[key]
+            problems += f" {key}={outcome.details[key]}"
+    state = "succeeded with object-level errors (degraded)" if outcome.degraded else "succeeded"
+    ctx.log.info(f"sync {state}: {figures}{problems}", extra=extra)

@@ -1,0 +1,342 @@
+"""What proxbox-api's answers mean for a run: events and HTTP answers in, Outcome out, no I/O.
+
+All knowledge of proxbox-api's protocol (event names, payload fields, status
+codes, the busy check) lives here, so that the transport stays generic and
+every rule can be tested on the captured streams alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from proxbox_scheduler.config import redact_url
+from proxbox_scheduler.outcome import Outcome
+from proxbox_scheduler.sse import Event
+
+SUCCESS_EVENTS = frozenset({"complete", "completed", "done", "finished"})
+FAILURE_EVENTS = frozenset({"error", "failed", "cancelled", "canceled"})
+STAGES = (
+    "devices",
+    "storage",
+    "virtual-machines",
+    "virtual-disks",
+    "task-history",
+    "backups",
+    "snapshots",
+    "node-interfaces",
+    "vm-interfaces",
+    "vm-ip-addresses",
+    "replications",
+    "backup-routines",
+)
+QUOTE_CHARS = 200
+"""How much of an HTTP error body's message a reason quotes."""
+REASON_CHARS = 600
+"""Cap on a reason built from stream text, which can carry long server details."""
+
+# Pre-filters on raw bytes, so that item-level events are never parsed as JSON.
+_STAGE_STEP = re.compile(rb'"step"\s*:\s*"(?:stream|' + "|".join(STAGES).encode() + rb')"')
+_FULL_UPDATE_PHASE = re.compile(rb'"phase"\s*:\s*"full-update"')
+_OPERATION_ID = re.compile(r"operation_id=([\w-]+)")
+_SNIFF_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """A point of a run worth an INFO log line and a progress update."""
+
+    kind: str  # "stream_started", "stage_started" or "stage_completed"
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+MilestoneSink = Callable[[Milestone], None]
+
+
+def _ignore(milestone: Milestone) -> None:
+    """Default sink: milestones are optional for callers."""
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """JSON value of ``raw``, or None when it is not JSON (never cached: bodies can be big)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _render(value: Any) -> str:
+    """A message or detail as one compact line (dicts and lists as JSON)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _join(first: Any, second: Any) -> str:
+    """``first: second``, leaving out what is empty or already said."""
+    a, b = _render(first).strip(), _render(second).strip()
+    if not a or (b and a in b):
+        return b
+    if not b or b in a:
+        return a
+    return f"{a}: {b}"
+
+
+class StreamVerdict:
+    """Fed a run's events one by one; returns the Outcome as soon as one is decided.
+
+    Stage starts and ends go to ``on_milestone``. Only ``step`` events that
+    name a stage, ``phase_summary``, the full-update ``discovery`` and
+    terminal events are parsed as JSON.
+    """
+
+    def __init__(self, on_milestone: MilestoneSink = _ignore) -> None:
+        self._on_milestone = on_milestone
+        self.last_stage: str | None = None
+        self._total = len(STAGES)
+        self._started: dict[str, int] = {}
+        self._failed_objects = 0
+        self._degraded = False
+
+    def feed(self, event: Event) -> Outcome | None:
+        name = event.event
+        if name in SUCCESS_EVENTS:
+            return self._terminal_success(event)
+        if name in FAILURE_EVENTS:
+            return self._terminal_failure(event)
+        if name == "step":
+            if _STAGE_STEP.search(event.raw, 0, _SNIFF_BYTES):
+                self._step(event)
+        elif name == "phase_summary":
+            self._phase_summary(event)
+        elif name == "discovery" and _FULL_UPDATE_PHASE.search(event.raw, 0, _SNIFF_BYTES):
+            body = parse_json(event.raw)
+            if isinstance(body, dict) and isinstance(body.get("count"), int) and body["count"] > 0:
+                self._total = body["count"]
+        return None
+
+    def finish(self, cause: str = "") -> Outcome:
+        """The stream ended (or broke, ``cause``) before a terminal event: never a success."""
+        reason = "the stream ended before proxbox-api reported a result"
+        if cause:
+            reason += f" ({cause})"
+        return Outcome.failure(reason + self.where())
+
+    def where(self) -> str:
+        """``; last stage: x`` for reasons, so an operator knows how far the run got."""
+        return f"; last stage: {self.last_stage}" if self.last_stage else ""
+
+    # ------------------------------------------------------------ progress
+
+    def _step(self, event: Event) -> None:
+        body = parse_json(event.raw)
+        if not isinstance(body, dict):
+            return
+        step, status = body.get("step"), body.get("status")
+        if step == "stream" and status == "started":
+            found = _OPERATION_ID.search(str(body.get("message", "")))
+            op = found.group(1) if found else None
+            self._on_milestone(
+                Milestone("stream_started", f"sync started (operation_id={op})", {"operation_id": op})
+            )
+        elif step in STAGES and status == "started":
+            index = self._started[step] = len(self._started) + 1
+            self.last_stage = step
+            fields = {"stage": step, "index": index, "total": self._total}
+            self._on_milestone(
+                Milestone("stage_started", f"stage {step} started ({index}/{self._total})", fields)
+            )
+        elif step in STAGES and status == "completed":
+            self._on_milestone(self._stage_completed(step, body))
+
+    def _stage_completed(self, step: str, body: dict[str, Any]) -> Milestone:
+        index = self._started.get(step) or len(self._started)
+        fields: dict[str, Any] = {"stage": step, "index": index, "total": self._total}
+        result = body.get("result")
+        if isinstance(result, dict):
+            for key in ("count", "created", "updated"):
+                if isinstance(result.get(key), int):
+                    fields[key] = result[key]
+        duration = body.get("duration_seconds")
+        if isinstance(duration, (int, float)):
+            fields["duration_seconds"] = duration
+        figures = " ".join(f"{k}={fields[k]}" for k in ("count", "created", "updated") if k in fields)
+        took = f" in {duration:.2f} s" if "duration_seconds" in fields else ""
+        message = f"stage {step} completed ({index}/{self._total}): {figures or 'no counts'}{took}"
+        return Milestone("stage_completed", message, fields)
+
+    def _phase_summary(self, event: Event) -> None:
+        body = parse_json(event.raw)
+        if not isinstance(body, dict):
+            return
+        result = body.get("result")
+        failed = result.get("failed") if isinstance(result, dict) else None
+        if isinstance(failed, int) and failed > 0:
+            self._failed_objects += failed
+            self._degraded = True
+        if body.get("status") == "completed_with_errors":
+            self._degraded = True
+
+    # ------------------------------------------------------------ terminal events
+
+    def _terminal_success(self, event: Event) -> Outcome:
+        body = parse_json(event.raw)
+        if not isinstance(body, dict):
+            body = {}
+        if body.get("ok") is False:
+            errors = body.get("errors")
+            listed = errors if isinstance(errors, list) else []
+            said = "; ".join(_render(e.get("detail") if isinstance(e, dict) else e) for e in listed if e)
+            text = _join(body.get("message"), said) or f"proxbox-api sent '{event.event}' with ok=false"
+            return Outcome.failure(clip(text, REASON_CHARS) + self.where())
+        result = body.get("result")
+        if not isinstance(result, dict):
+            result = {}
+        counts = {
+            key.removesuffix("_count"): value
+            for key, value in result.items()
+            if key.endswith("_count") and isinstance(value, int) and not isinstance(value, bool)
+        }
+        details: dict[str, Any] = {"counts": counts}
+        degraded = self._degraded or result.get("degraded") is True
+        if "warnings" in result:
+            warnings = result["warnings"]
+            count = warnings if isinstance(warnings, int) else len(warnings or ())
+            details["warnings"] = count
+            degraded = degraded or count > 0
+        if self._failed_objects:
+            details["failed_objects"] = self._failed_objects
+        message = _render(body.get("message")) or "sync completed"
+        return Outcome.success(clip(message, REASON_CHARS), degraded=degraded, details=details)
+
+    def _terminal_failure(self, event: Event) -> Outcome:
+        body = parse_json(event.raw)
+        if isinstance(body, dict):
+            text = _join(body.get("error") or body.get("message"), body.get("detail"))
+        else:
+            text = event.data
+        text = text or f"proxbox-api sent '{event.event}' without a reason"
+        return Outcome.failure(clip(text, REASON_CHARS) + self.where())
+
+
+# ---------------------------------------------------------------- HTTP answers
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delay seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, when.timestamp() - now)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def quote_body(body: bytes) -> str:
+    """The first QUOTE_CHARS characters of an error body's ``message``/``detail`` (or its text)."""
+    parsed = parse_json(body)
+    if isinstance(parsed, dict) and ("message" in parsed or "detail" in parsed):
+        text = _join(parsed.get("message"), parsed.get("detail"))
+    elif parsed is not None:
+        text = _render(parsed)
+    else:
+        text = body.decode("utf-8", "replace")
+    return clip(text, QUOTE_CHARS)
+
+
+def status_outcome(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Outcome:
+    """The failure for a non-200 answer; ``headers`` must look up names case-insensitively."""
+    quote = quote_body(body)
+    said = f": {quote}" if quote else ""
+    details: dict[str, Any] = {"http_status": status}
+    if status in (401, 403):
+        if quote:
+            details["server_message"] = quote
+        return Outcome.failure(f"API key rejected (HTTP {status})", auth_rejected=True, details=details)
+    if status in (429, 503):
+        wait = retry_after(headers.get("retry-after"), now)
+        what = "is rate limiting" if status == 429 else "is unavailable"
+        after = f"; retry after {wait:g} s" if wait is not None else ""
+        return Outcome.failure(
+            f"proxbox-api {what} (HTTP {status}){said}{after}", min_wait=wait, details=details
+        )
+    if 300 <= status < 400:
+        where = redact_url(headers.get("location", "")) or "an unnamed location"
+        return Outcome.failure(
+            f"proxbox-api redirected (HTTP {status}) to {where}; set PROXBOX_API_URL to the final address",
+            details=details,
+        )
+    if status == 404:
+        return Outcome.failure(
+            f"HTTP 404 from proxbox-api{said}; the URL is probably wrong "
+            "(check PROXBOX_API_URL and PROXBOX_SYNC_PATH)",
+            details=details,
+        )
+    return Outcome.failure(f"HTTP {status} from proxbox-api{said}", details=details)
+
+
+def not_event_stream(content_type: str, url: str) -> Outcome:
+    """A 200 that is not SSE: something else answers at this URL."""
+    shown = content_type.split(";")[0].strip() or "no content type"
+    return Outcome.failure(
+        f"{url} answered 200 with {shown} instead of text/event-stream; the URL is probably "
+        "wrong (check PROXBOX_API_URL and PROXBOX_SYNC_PATH)"
+    )
+
+
+def is_event_stream(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
+@dataclass(frozen=True)
+class ProbeVerdict:
+    """What ``GET /sync/active`` means: an Outcome that ends the run, or a note and go ahead."""
+
+    outcome: Outcome | None = None
+    note: str = ""
+    level: int = logging.INFO
+
+
+def probe_verdict(status: int, headers: Mapping[str, str], body: bytes, now: float) -> ProbeVerdict:
+    """Interpret the busy check; only a busy answer, a rejected key or a lockout stop the run."""
+    if status in (401, 403, 429):
+        return ProbeVerdict(status_outcome(status, headers, body, now))
+    if status == 404:
+        return ProbeVerdict(
+            note="proxbox-api has no /sync/active (older version); running without the busy check"
+        )
+    if status != 200:
+        return ProbeVerdict(note=f"busy check answered HTTP {status}; running anyway", level=logging.WARNING)
+    answer = parse_json(body)
+    if not isinstance(answer, dict) or not isinstance(answer.get("active"), bool):
+        return ProbeVerdict(
+            note="busy check answered without an 'active' flag; running anyway",
+            level=logging.WARNING,
+        )
+    if answer["active"]:
+        op = answer.get("id") or "unknown"
+        return ProbeVerdict(Outcome.skipped("busy", f"proxbox-api is already running a sync (id {op})"))
+    return ProbeVerdict()
