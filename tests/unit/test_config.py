@@ -129,7 +129,7 @@ def test_http_requires_a_url_unless_off() -> None:
 
 def test_exec_requires_an_executable_that_exists() -> None:
     env = {"PROXBOX_MODE": "continuous", "PROXBOX_SCHEDULER_INVOKE": "exec"}
-    with pytest.raises(ConfigError, match="PROXBOX_SCHEDULER_EXEC_CMD.*not found"):
+    with pytest.raises(ConfigError, match=r"PROXBOX_SCHEDULER_EXEC_CMD.*not found"):
         load({**env, "PROXBOX_SCHEDULER_EXEC_CMD": "no-such-program-xyz --wait"})
     assert load({**env, "PROXBOX_SCHEDULER_EXEC_CMD": "sh -c 'echo hi'"}).exec_cmd == ("sh", "-c", "echo hi")
 

@@ -1,0 +1,149 @@
+"""Status store (liveness, readiness, history), the HTML page and the metrics, without a server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from proxbox_scheduler.metrics import Metrics
+from proxbox_scheduler.outcome import Outcome
+from proxbox_scheduler.status import HISTORY, PULSE_STALE_SECONDS, StatusStore
+from proxbox_scheduler.status_page import render
+
+T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store(ticker: Ticker) -> StatusStore:
+    return StatusStore({"version": "1", "mode": "continuous"}, hard_limit=100.0, monotonic=ticker)
+
+
+def test_ready_only_once_scheduling_and_not_after_stop() -> None:
+    store = _store(Ticker())
+    assert store.ready() == (False, "starting")
+    store.on_waiting(T0, 5)
+    assert store.ready()[0] is True
+    store.on_stop()
+    assert store.ready() == (False, "stopping")
+
+
+def test_live_fails_when_the_pulse_stops() -> None:
+    ticker = Ticker()
+    store = _store(ticker)
+    assert store.live()[0] is True
+    ticker.now = PULSE_STALE_SECONDS + 1
+    ok, why = store.live()
+    assert not ok and "not answered" in why
+    store.beat()
+    assert store.live()[0] is True
+
+
+def test_live_fails_when_a_run_outlives_timeout_plus_grace() -> None:
+    ticker = Ticker()
+    store = _store(ticker)
+    store.on_run_start("r1", T0)
+    ticker.now = 99.0
+    store.beat()
+    assert store.live()[0] is True
+    ticker.now = 101.0
+    store.beat()
+    ok, why = store.live()
+    assert not ok and "r1" in why and "PROXBOX_API_TIMEOUT" in why
+
+
+def test_history_keeps_the_last_twenty_newest_first_with_counts() -> None:
+    store = _store(Ticker())
+    for i in range(HISTORY + 5):
+        store.on_run_start(f"r{i}", T0)
+        store.on_run_end(f"r{i}", Outcome.success(details={"counts": {"devices": i}}), 1.5, 0)
+    snap = store.snapshot()
+    assert len(snap["runs"]) == HISTORY
+    assert snap["runs"][0]["id"] == f"r{HISTORY + 4}" and snap["runs"][0]["counts"] == {
+        "devices": HISTORY + 4
+    }
+    assert snap["last_success"] == T0.isoformat(timespec="milliseconds")
+
+
+def test_current_run_follows_stage_progress() -> None:
+    store = _store(Ticker())
+    store.on_run_start("r1", T0)
+    store.on_progress("r1", "stage_started", {"stage": "devices", "total": 12})
+    store.on_progress("r1", "stage_completed", {"stage": "devices"})
+    store.on_progress("other", "stage_started", {"stage": "ignored"})
+    current = store.snapshot()["current_run"]
+    assert current["stage"] == "devices" and current["stages_done"] == 1 and current["stages_total"] == 12
+    assert store.snapshot()["state"] == "running"
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.scripts += tag == "script"
+
+
+def test_page_escapes_reasons_and_draws_one_bar_per_run() -> None:
+    store = _store(Ticker())
+    store.on_run_start("a", T0)
+    store.on_run_end("a", Outcome.failure("<script>alert(1)</script>"), 3.0, 30)
+    store.on_run_start("b", T0)
+    store.on_run_end("b", Outcome.success(degraded=True), 1.0, 0)
+    page = render(store.snapshot())
+    parser = _Collector()
+    parser.feed(page)
+    assert parser.scripts == 0 and "&lt;script&gt;" in page
+    assert parser.tags.count("rect") == 2 and parser.tags.count("tr") == 3  # header + two runs
+    assert 'http-equiv="refresh"' in page
+    assert "#d43d3d" in page and "#d9a400" in page  # failure red, degraded amber
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_metrics_follow_runs_skips_and_counts() -> None:
+    metrics = Metrics(version="1.2.3", mode="interval=60", invoke="http")
+    metrics.on_waiting(T0, 60)
+    metrics.on_run_start("a", T0)
+    metrics.on_run_end(
+        "a", Outcome.success(details={"counts": {"devices": 3, "virtual_machines": 7}}), 2.0, 0
+    )
+    metrics.on_run_start("b", T0)
+    metrics.on_run_end("b", Outcome.failure("x"), 1.0, 30)
+    metrics.on_run_start("c", T0)
+    metrics.on_run_end("c", Outcome.skipped("busy", "busy"), 0.1, 0)
+    metrics.on_skip("overrun", 2, "")
+    s = _samples(metrics)
+    assert s[("proxbox_scheduler_runs_total", (("outcome", "success"),))] == 1
+    assert s[("proxbox_scheduler_runs_total", (("outcome", "failure"),))] == 1
+    assert s[("proxbox_scheduler_runs_total", (("outcome", "degraded"),))] == 0
+    assert s[("proxbox_scheduler_skips_total", (("reason", "busy"),))] == 1
+    assert s[("proxbox_scheduler_skips_total", (("reason", "overrun"),))] == 2
+    assert s[("proxbox_scheduler_run_duration_seconds_count", ())] == 2
+    assert s[("proxbox_scheduler_consecutive_failures", ())] == 1
+    assert s[("proxbox_scheduler_last_sync_objects", (("kind", "virtual_machines"),))] == 7
+    assert s[("proxbox_scheduler_last_success_timestamp_seconds", ())] == T0.timestamp()
+    assert s[("proxbox_scheduler_next_run_timestamp_seconds", ())] == T0.timestamp()
+    assert s[("proxbox_scheduler_run_in_progress", ())] == 0
+    build = (
+        "proxbox_scheduler_build_info",
+        (("invoke", "http"), ("mode", "interval=60"), ("version", "1.2.3")),
+    )
+    assert s[build] == 1
