@@ -64,6 +64,11 @@ def setup_logging(level: str = "INFO", json_lines: bool = True, stream: TextIO |
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def _shown(moment: datetime) -> str:
+    """Whole seconds for cron fires, milliseconds for sub-second interval grids."""
+    return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
+
+
 class LogObserver(Observer):
     """Writes the loop's life to the log: waits, run starts and ends, skips."""
 
@@ -74,7 +79,7 @@ class LogObserver(Observer):
     def on_waiting(self, next_fire: datetime, seconds: float) -> None:
         self.log.info(
             "waiting for the next run",
-            extra={"next_fire": next_fire.isoformat(timespec="seconds"), "wait_s": round(seconds, 3)},
+            extra={"next_fire": _shown(next_fire), "wait_s": round(seconds, 3)},
         )
 
     def on_run_start(self, run_id: str, started: datetime) -> None:
