@@ -232,7 +232,8 @@ class RunRecord:
 
     Outcomes: ``ok`` and ``failed`` (a terminal ``complete`` was sent), ``cut`` (ended
     on purpose without one), ``disconnected`` (the client went away), ``stopped``
-    (the emulator was stopped mid-run).
+    (the emulator was stopped mid-run), ``error`` (a bug in the emulator). The
+    outcome is recorded just before the terminal frames are written.
     """
 
     id: str
@@ -399,6 +400,14 @@ class _Script:
             "backup-routines": self._backup_routines,
         }
 
+    def _settle(self, outcome: str) -> None:
+        """Record the outcome before the last bytes go out.
+
+        A client that has read the terminal frame (or seen the cut) then always
+        finds the counters and /sync/active already updated: no race in tests.
+        """
+        self.emulator._end_run(self.run, outcome)
+
     def play(self) -> str:
         """Emit the whole run; return its outcome ("ok", "failed" or "cut")."""
         w = self.w
@@ -445,6 +454,7 @@ class _Script:
             )
             w.pause(self.s.slow_stages.get(stage, self.s.stage_delay))
             if stage == self.s.fail_stage and self.fate == "cut":
+                self._settle("cut")
                 if self.s.cut_mode == "clean":
                     w.finish()
                 else:
@@ -507,6 +517,7 @@ class _Script:
                 "errors": [{"detail": detail if detail is not None else s.fail_error}],
             },
         )
+        self._settle("failed")
         w.finish()
 
     def _complete(self) -> None:
@@ -516,6 +527,7 @@ class _Script:
         line = json.dumps({"ok": True, "message": "Full update sync completed.", "result": result})
         w = self.w
         w.flush()
+        self._settle("ok")
         if padding:
             head, tail = line.split(json.dumps(_PAD_PLACEHOLDER), 1)
             w.send(b"event: complete\ndata: " + head.encode())
@@ -1008,6 +1020,10 @@ class _Server(ThreadingHTTPServer):
     emulator: Emulator
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Routes one connection's requests; the state lives on the Emulator."""
 
@@ -1140,7 +1156,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     return
         run, fate, first = emulator._begin_run()
-        outcome = "disconnected"
+        outcome = "error"  # only kept if the emulator itself raised
         writer: _SseWriter | None = None
         try:
             self.send_response(200)
@@ -1167,6 +1183,7 @@ class _Handler(BaseHTTPRequestHandler):
             if outcome not in ("ok", "failed"):
                 self.close_connection = True
             emulator._end_run(run, outcome)
+            emulator._stream_closed()
 
 
 def _validation_error(kind: str, value: str) -> dict[str, Any]:
@@ -1200,6 +1217,7 @@ class Emulator:
         self._active: dict[str, RunRecord] = {}
         self._strikes: dict[tuple[str, str], _Strike] = {}
         self._stream_requests = 0
+        self._writing = 0  # streams whose handler is still writing (outlives the run's outcome)
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
@@ -1220,11 +1238,12 @@ class Emulator:
         with self._lock:
             if self._server is not None:
                 return self
-            server = _Server((self.settings.host, self.settings.port), _Handler)
+            host = self.settings.host
+            server_class = _Server6 if ":" in host else _Server
+            server = server_class((host, self.settings.port), _Handler)
             server.emulator = self
             self._server = server
             self.port = server.server_address[1]
-            host = self.settings.host
             shown = f"[{host}]" if ":" in host else host
             self.url = f"http://{shown}:{self.port}"
             self._thread = threading.Thread(
@@ -1252,14 +1271,14 @@ class Emulator:
             return
         server.shutdown()
         if grace > 0:
-            self.wait_until(lambda: self.active_runs == 0, timeout=grace)
+            self.wait_until(self._quiet, timeout=grace)
         self._stopping.set()
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        self.wait_until(lambda: self.active_runs == 0, timeout=5.0)
+        self.wait_until(self._quiet, timeout=5.0)
         server.server_close()
         if thread is not None:
             thread.join(timeout=5.0)
@@ -1334,10 +1353,6 @@ class Emulator:
 
     # -- used by the handler ---------------------------------------------------------
 
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
-
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:
             if add:
@@ -1408,11 +1423,24 @@ class Emulator:
             run = RunRecord(id=str(uuid.uuid4()), number=number, started_at=_iso_now())
             self._runs.append(run)
             self._active[run.id] = run
+            self._writing += 1
             self._changed.notify_all()
         return run, fate, first
 
-    def _end_run(self, run: RunRecord, outcome: str) -> None:
+    def _quiet(self) -> bool:
+        with self._lock:
+            return self._writing == 0
+
+    def _stream_closed(self) -> None:
         with self._changed:
+            self._writing -= 1
+            self._changed.notify_all()
+
+    def _end_run(self, run: RunRecord, outcome: str) -> None:
+        """Mark a run finished; the first outcome recorded wins."""
+        with self._changed:
+            if run.outcome is not None:
+                return
             run.outcome = outcome
             self._active.pop(run.id, None)
             self._changed.notify_all()
