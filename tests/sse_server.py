@@ -7,6 +7,7 @@ the event loop the trigger runs in. Every response closes its connection.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -94,7 +95,7 @@ class SSEServer:
         self.routes: dict[str, Reply | Handler] = {}
         self.requests: list[Request] = []
         self.disconnected = threading.Event()
-        """Set when a client closed a connection the server was stalling on."""
+        """Set when a client went away from a connection the server was still serving."""
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._threads: list[threading.Thread] = []
@@ -117,14 +118,14 @@ class SSEServer:
         return self
 
     def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         self._listener.close()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.close()
         for thread in [self._accepting, *self._threads]:
             thread.join(timeout=5)
@@ -161,7 +162,7 @@ class SSEServer:
                 reply = route if isinstance(route, Reply) else route(request)
             self._send(conn, reply)
         except (OSError, ssl.SSLError):
-            pass
+            self.disconnected.set()  # the client went away while being served
         finally:
             conn.close()
 
@@ -171,6 +172,9 @@ class SSEServer:
         while b"\r\n\r\n" not in data:
             got = conn.recv(65536)
             if not got:
+                return None
+            if not data and got[:1] == b"\x16":  # a TLS ClientHello: answer as a plain server does
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
                 return None
             data += got
         head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from proxbox_scheduler.clock import Clock
 from proxbox_scheduler.outcome import Outcome, Status
 from proxbox_scheduler.schedule import Mode, cron_fires, plan_interval
-from proxbox_scheduler.triggers.base import RunContext, Trigger
+from proxbox_scheduler.triggers.base import RunContext, RunLogAdapter, Trigger
 
 log = logging.getLogger("proxbox_scheduler.loop")
 
@@ -184,7 +184,7 @@ class Scheduler:
         run_id = new_run_id()
         ctx = RunContext(
             run_id,
-            logging.LoggerAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id}),
+            RunLogAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id}),
             lambda kind, fields: self.observer.on_progress(run_id, kind, dict(fields)),
         )
         self.observer.on_run_start(run_id, self.clock.now())

@@ -223,7 +223,9 @@ class SSEDecoder:
             if len(head) >= 16:
                 break
         colon = head.find(b":")
-        name = head[:colon] if colon > 0 else b""
+        if colon < 0:  # no colon: the whole line is the field name, with an empty value
+            colon = len(head) if len(head) == sum(len(p) for p in pieces) else 0
+        name = head[:colon]
         if name not in (b"data", b"event", b"id", b"retry"):
             return  # a comment or an unknown field
         skip = colon + 2 if head[colon + 1 : colon + 2] == b" " else colon + 1

@@ -17,6 +17,18 @@ def _ignore_progress(kind: str, fields: Mapping[str, Any]) -> None:
     """Default sink: progress is optional for observers."""
 
 
+class RunLogAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Tags every record with the run id and keeps the per-call ``extra`` fields.
+
+    The stock adapter replaces a call's ``extra`` with its own before Python 3.13,
+    which would drop structured fields such as stage, count and duration_s.
+    """
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
+
 @dataclass
 class RunContext:
     """What a trigger gets for one run: its id, a logger that tags the id, a progress sink."""

@@ -54,7 +54,7 @@ class ExecTrigger:
         loop = asyncio.get_running_loop()
         try:
             transport, proto = await loop.subprocess_exec(
-                lambda: _Protocol(loop, ctx.log),
+                lambda: _Protocol(loop, ctx.log, self.describe()),
                 *self._argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -88,7 +88,6 @@ class ExecTrigger:
         self, transport: asyncio.SubprocessTransport, proto: _Protocol, ctx: RunContext
     ) -> Outcome:
         pid = transport.get_pid()
-        _log(ctx.log, logging.INFO, f"started {self.describe()}", pid=pid)
         # The exit alone, not Process.wait(): that also waits for the pipes to
         # close, which a background process left behind can hold open forever.
         await asyncio.shield(proto.exited)
@@ -174,12 +173,24 @@ class _Output:
 class _Protocol(asyncio.SubprocessProtocol):
     """Consumes both pipes as data arrives, so a flood on either never stalls the child."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, logger: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        logger: logging.LoggerAdapter,  # type: ignore[type-arg]
+        command: str,
+    ) -> None:
+        self._logger = logger
+        self._command = command
         self.stdout = _Output("stdout", logger)
         self.stderr = _Output("stderr", logger)
         self.exited: asyncio.Future[None] = loop.create_future()
         self._closed: asyncio.Future[None] = loop.create_future()
         self._open = {1: self.stdout, 2: self.stderr}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Log the start here: it is called before any output is delivered."""
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        _log(self._logger, logging.INFO, f"started {self._command}", pid=transport.get_pid())
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         assert isinstance(data, bytes)

@@ -14,7 +14,7 @@ import socket
 import ssl
 import time
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -50,17 +50,26 @@ class HttpTrigger:
         if not config.api_url:
             raise ValueError("HttpTrigger needs PROXBOX_API_URL")
         self._config = config
-        self._base = config.api_url
-        self._url = config.api_url + config.sync_path
         parts = urlsplit(config.api_url)
+        # Credentials in the URL go out as Basic auth, never inside a URL that httpx would log.
+        self._auth = (
+            httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+            if parts.username is not None or parts.password is not None
+            else None
+        )
+        self._base = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        self._url = self._base + config.sync_path
         host = parts.hostname or ""
         self._host = f"[{host}]" if ":" in host else host
         port = parts.port or (443 if parts.scheme == "https" else 80)
         self._origin = f"{parts.scheme}://{self._host}:{port}"
+        self._tls: ssl.SSLContext | None = None
 
     def describe(self) -> str:
         query = urlencode(self._config.sync_params)
-        return redact_url(self._url) + (f"?{query}" if query else "")
+        return (
+            redact_url(self._config.api_url or "") + self._config.sync_path + (f"?{query}" if query else "")
+        )
 
     async def aclose(self) -> None:
         """Nothing to release: each run opens and closes its own client."""
@@ -78,6 +87,7 @@ class HttpTrigger:
                 read=self._config.idle_timeout,
             ),
             verify=verify,
+            auth=self._auth,
             follow_redirects=False,
         ) as client:
             try:
@@ -93,12 +103,19 @@ class HttpTrigger:
     # ------------------------------------------------------------ requests
 
     def _verify(self) -> ssl.SSLContext | bool:
-        """TLS verification: on by default, against a private CA when one is given."""
+        """TLS verification: on by default, against a private CA when one is given.
+
+        The context is built once (loading a CA store takes tens of milliseconds);
+        a failure to build it is retried at the next run.
+        """
         if not self._config.verify_ssl:
             return False
-        if self._config.ca_bundle is not None:
-            return ssl.create_default_context(cafile=str(self._config.ca_bundle))
-        return True
+        if self._tls is None:
+            if self._config.ca_bundle is not None:
+                self._tls = ssl.create_default_context(cafile=str(self._config.ca_bundle))
+            else:
+                self._tls = httpx.create_ssl_context()
+        return self._tls
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -146,7 +163,7 @@ class HttpTrigger:
             async for chunk in response.aiter_bytes():
                 for event in decoder.feed(chunk):
                     if debug:
-                        _log_event(ctx, event)
+                        self._log_event(ctx, event)
                     outcome = verdict.feed(event)
                     if outcome is not None:
                         if outcome.ok:
@@ -172,6 +189,15 @@ class HttpTrigger:
         if milestone.kind in PROGRESS_KINDS:
             ctx.progress(milestone.kind, milestone.fields)
 
+    def _log_event(self, ctx: RunContext, event: Event) -> None:
+        preview = self._scrub(event.raw[: DEBUG_PREVIEW_CHARS * 2].decode("utf-8", "replace"))
+        ctx.log.debug(
+            "event %s: %s",
+            event.event,
+            clip(preview, DEBUG_PREVIEW_CHARS),
+            extra={"sse_event": event.event, "data_bytes": len(event.raw)},
+        )
+
     def _explain(self, exc: Exception) -> str:
         """A transport error in plain words, naming the cause and the redacted target."""
         cfg = self._config
@@ -186,7 +212,12 @@ class HttpTrigger:
                 why = cause.verify_message or cause.reason or "untrusted certificate"
                 return f"TLS certificate verification failed for {self._host}: {why}"
             if isinstance(cause, ssl.SSLError):
-                return f"TLS handshake with {self._origin} failed: {cause.reason or cause}"
+                hint = (
+                    " (the server does not speak TLS: http:// ?)"
+                    if cause.reason == "WRONG_VERSION_NUMBER"
+                    else ""
+                )
+                return f"TLS handshake with {self._origin} failed: {cause.reason or cause}{hint}"
             if isinstance(cause, socket.gaierror):
                 return f"cannot resolve host {self._host}"
             if isinstance(cause, ConnectionRefusedError):
@@ -202,14 +233,15 @@ class HttpTrigger:
         return f"request to {self._origin} failed: {type(exc).__name__}: {exc}"
 
     def _scrub(self, text: str) -> str:
-        """Belt and braces: no key and no URL password in anything we show."""
+        """Belt and braces: no key and no URL credentials in anything we show."""
         if self._config.api_key:
             text = text.replace(self._config.api_key, "<redacted>")
-        return text.replace(self._base, redact_url(self._base))
+        url = self._config.api_url or ""
+        return text.replace(url, redact_url(url))
 
     def _scrubbed(self, outcome: Outcome) -> Outcome:
-        reason = self._scrub(outcome.reason)
-        return outcome if reason == outcome.reason else dataclasses.replace(outcome, reason=reason)
+        details = {k: self._scrub(v) if isinstance(v, str) else v for k, v in outcome.details.items()}
+        return dataclasses.replace(outcome, reason=self._scrub(outcome.reason), details=details)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -233,16 +265,6 @@ async def _read_capped(response: httpx.Response) -> bytes:
     except httpx.HTTPError:
         pass
     return bytes(body[:ERROR_BODY_BYTES])
-
-
-def _log_event(ctx: RunContext, event: Event) -> None:
-    preview = event.raw[: DEBUG_PREVIEW_CHARS * 2].decode("utf-8", "replace")
-    ctx.log.debug(
-        "event %s: %s",
-        event.event,
-        clip(preview, DEBUG_PREVIEW_CHARS),
-        extra={"sse_event": event.event, "data_bytes": len(event.raw)},
-    )
 
 
 def _log_summary(ctx: RunContext, outcome: Outcome) -> None:
