@@ -54,7 +54,12 @@ class TextFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO", json_lines: bool = True, stream: TextIO | None = None) -> None:
-    """Route every proxbox_scheduler logger to one stdout handler."""
+    """Route every proxbox_scheduler logger to one stdout handler.
+
+    A stdout that goes away (a closed pipe) must not turn every later record
+    into a traceback on stderr, so handler errors are not reported.
+    """
+    logging.raiseExceptions = False
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger("proxbox_scheduler")

@@ -226,10 +226,12 @@ def test_second_cancel_does_not_abort_the_cleanup(tmp_path: Path, ready_waiter: 
 def test_cancel_stops_a_cooperative_tree_with_sigterm_alone(
     tmp_path: Path, ready_waiter: LineWaiter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The grandchild says "ready" itself, once it runs with the default SIGTERM
+    # action: a signal landing between fork and exec would otherwise be lost.
     script = """
         trap 'echo got TERM > term.txt; exit 0' TERM
-        sleep 1000 & echo $$ $! > pids
-        echo ready
+        echo $$ > pids
+        sh -c 'echo $$ >> pids; echo ready; exec sleep 1000' &
         wait
     """
     trigger = make_trigger(sh(script), cwd=tmp_path, kill_after=GUARD_SECONDS)
