@@ -43,8 +43,8 @@ class Pinger(Observer):
     def on_stop(self) -> None:
         self.close()
 
-    def close(self, timeout: float = 6.0) -> None:
-        """Let queued pings go out (bounded), then stop the worker."""
+    def close(self, timeout: float = 2.0) -> None:
+        """Give queued pings a short chance to go out, then let the daemon worker go."""
         self._queue.put(None)
         self._thread.join(timeout)
 

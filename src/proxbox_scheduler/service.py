@@ -58,7 +58,8 @@ class Service:
             hard_limit=config.run_timeout + config.shutdown_grace + PULSE_SECONDS,
             monotonic=self.clock.monotonic,
         )
-        telemetry: list[Observer] = [LogObserver(str(config.mode)), self.metrics, self.status]
+        # state first, then the log line: whoever reads "run finished" finds /status updated
+        telemetry: list[Observer] = [self.metrics, self.status, LogObserver(str(config.mode))]
         if config.ping_url:
             from proxbox_scheduler.ping import Pinger
 
