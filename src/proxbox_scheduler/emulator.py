@@ -35,21 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-#: Execution order of the full update (contract, "Successful run order").
-STAGES: tuple[str, ...] = (
-    "devices",
-    "storage",
-    "virtual-machines",
-    "virtual-disks",
-    "task-history",
-    "backups",
-    "snapshots",
-    "node-interfaces",
-    "vm-interfaces",
-    "vm-ip-addresses",
-    "replications",
-    "backup-routines",
-)
+from proxbox_scheduler.verdict import STAGES
 
 # proxbox-api announces the stages in a different order than it runs them
 # (sample-stream-ok.txt); a client must not rely on the announced order.

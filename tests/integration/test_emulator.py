@@ -22,25 +22,13 @@ import httpx
 import pytest
 
 from proxbox_scheduler.emulator import Emulator, EmulatorSettings
+from proxbox_scheduler.verdict import STAGES
 
 KEY = "emulator-test-key"
 AUTH = {"X-Proxbox-API-Key": KEY}
 
-# Contract: "stage order: devices, storage, ... backup-routines".
-CONTRACT_STAGES = [
-    "devices",
-    "storage",
-    "virtual-machines",
-    "virtual-disks",
-    "task-history",
-    "backups",
-    "snapshots",
-    "node-interfaces",
-    "vm-interfaces",
-    "vm-ip-addresses",
-    "replications",
-    "backup-routines",
-]
+# The contract's stage order; tests/unit/test_verdict.py checks it against the real capture.
+CONTRACT_STAGES = list(STAGES)
 COUNT_KEYS = [
     "devices_count",
     "storage_count",
