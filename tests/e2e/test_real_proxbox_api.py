@@ -1,0 +1,283 @@
+"""The scheduler as a process against the REAL proxbox-api (mock Proxmox, fake NetBox).
+
+Cases run in file order; every fault is cleared in a ``finally`` so a failing
+case does not poison the next one, and each case starts with proxbox-api idle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from proxbox_scheduler.verdict import STAGES
+from tests.e2e.conftest import SchedulerProcess, Stack, parse_ts, run_once
+
+pytestmark = pytest.mark.e2e
+
+WRONG_KEY_PATHS = ("/sync/active", "/full-update/stream")
+Spawn = Callable[..., SchedulerProcess]
+
+
+def is_event(name: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
+    return lambda r: r.get("event") == name and all(r.get(k) == v for k, v in fields.items())
+
+
+def stage_order(records: list[dict[str, Any]]) -> list[str]:
+    """Known stages in the order they first appear in the log."""
+    seen: list[str] = []
+    for record in records:
+        stage = record.get("stage")
+        if stage in STAGES and stage not in seen:
+            seen.append(stage)
+    return seen
+
+
+def _count_maps(value: Any) -> list[dict[str, Any]]:
+    """Every dict in a record (the record itself and nested ones) that holds a device count."""
+    found: list[dict[str, Any]] = []
+    if isinstance(value, dict):
+        if any(isinstance(value.get(k), int) for k in ("devices_count", "devices")):
+            found.append(value)
+        for inner in value.values():
+            found += _count_maps(inner)
+    return found
+
+
+def summary_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """The *_count figures of the last summary line, keyed without the suffix."""
+    maps = [m for record in records for m in _count_maps(record)]
+    assert maps, "no summary line with the *_count figures in the scheduler's log"
+    return {k.removesuffix("_count"): v for k, v in maps[-1].items() if isinstance(v, int)}
+
+
+def wrong_key() -> str:
+    return f"wrong-key-{uuid.uuid4().hex}{uuid.uuid4().hex}"[:56]
+
+
+def wait_for_access_lines(stack: Stack, since: int, want: int, timeout: float = 5.0) -> list[str]:
+    """proxbox-api's access lines for the wrong-key paths since ``since`` (waits for ``want`` of them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [
+            line
+            for line in stack.access_lines(since)
+            if any(f'"GET {path}' in line for path in WRONG_KEY_PATHS)
+        ]
+        if len(lines) >= want or time.monotonic() >= deadline:
+            return lines
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- 1. success
+
+
+def test_once_succeeds_and_logs_stages_and_counts(stack: Stack) -> None:
+    result = run_once(stack)
+    assert result.returncode == 0, result.explain()
+    finished = result.events("run finished")
+    assert [r.get("outcome") for r in finished] == ["success"], result.explain()
+    run_id = finished[0]["run_id"]
+    assert result.events("run started")[0]["run_id"] == run_id
+    run_records = [r for r in result.records if r.get("run_id") == run_id]
+    # stage progress, tagged with the run id, in proxbox-api's order
+    assert stage_order(run_records) == STAGES, result.explain()
+    counts = summary_counts(run_records)
+    assert counts.get("devices") == 1, counts
+    assert counts.get("virtual_machines") == 2, counts
+    assert "run failed" not in result.stderr
+
+
+# ---------------------------------------------------------------- 2. interval spacing
+
+
+def test_interval_runs_are_evenly_spaced_and_sigterm_exits_0(stack: Stack, spawn: Spawn) -> None:
+    interval = 4.0
+    proc = spawn(PROXBOX_MODE=f"interval={interval:g}")
+    for n in range(3):
+        done = proc.wait_for(is_event("run finished"), timeout=interval + 30, what=f"run #{n + 1} finished")
+        assert done.get("outcome") == "success", proc.explain()
+    proc.wait_for(is_event("waiting for the next run"), timeout=10, what="a wait after run #3")
+    code = proc.terminate()
+    assert code == 0, proc.explain()
+    starts = [parse_ts(r) for r in proc.events("run started")]
+    assert len(starts) >= 3, proc.explain()
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    assert all(abs(gap - interval) <= 0.5 for gap in gaps), f"start-to-start gaps {gaps}"
+    assert [r.get("outcome") for r in proc.events("run finished")] == ["success"] * len(starts)
+
+
+# ---------------------------------------------------------------- 3, 4. faults
+
+
+def test_proxmox_404_fails_with_proxbox_api_message(stack: Stack) -> None:
+    with stack.faulted("proxmox-404", "/nodes/pve01/network"):
+        result = run_once(stack)
+    assert result.returncode == 1, result.explain()
+    assert "run failed:" in result.stderr, result.explain()
+    assert "Error getting node network interfaces from Proxmox" in result.stderr, result.explain()
+    finished = result.events("run finished")
+    assert [r.get("outcome") for r in finished] == ["failure"], result.explain()
+    assert "Error getting node network interfaces from Proxmox" in finished[0].get("reason", "")
+
+
+def test_netbox_500_on_sync_cluster_fails(stack: Stack) -> None:
+    with stack.faulted("netbox", "POST", "/sync-cluster/$", "500"):
+        result = run_once(stack)
+    assert result.returncode == 1, result.explain()
+    assert "run failed:" in result.stderr, result.explain()
+    assert [r.get("outcome") for r in result.events("run finished")] == ["failure"], result.explain()
+
+
+# ---------------------------------------------------------------- 5. wrong key
+
+
+def test_wrong_key_fails_and_backs_off_without_lockout(stack: Stack, spawn: Spawn) -> None:
+    once = run_once(stack, PROXBOX_API_KEY=wrong_key())
+    assert once.returncode == 1, once.explain()
+    assert "API key rejected" in once.stderr, once.explain()
+
+    # a different wrong key: the `once` above already spent one of this key's five attempts
+    since = stack.log_offset()
+    window = 20.0
+    proc = spawn(
+        PROXBOX_MODE="continuous",
+        PROXBOX_API_KEY=wrong_key(),
+        PROXBOX_SCHEDULER_BACKOFF_ON_ERROR_SECONDS="1",
+    )
+    proc.collect_until(proc.started + window)
+    code = proc.terminate()
+    assert code == 0, proc.explain()
+
+    finished = proc.events("run finished")
+    reasons = [r.get("reason", "") for r in finished]
+    assert finished, proc.explain()
+    assert all("API key rejected" in reason for reason in reasons), reasons
+    assert not any("429" in reason for reason in reasons), reasons
+    # doubling backoff after consecutive rejections: 1, 2, 4, 8, ...
+    assert [r.get("backoff_s") for r in finished] == [2.0**i for i in range(len(finished))], finished
+    runs = len(proc.events("run started"))
+    assert 3 <= runs <= 5, f"{runs} runs in {window:g} s\n{proc.explain()}"
+
+    # proxbox-api's side: one request per run (the probe), all 401, never a 429
+    lines = wait_for_access_lines(stack, since, want=runs)
+    assert len(lines) <= 5, lines
+    assert len(lines) == runs, lines
+    assert all('" 401' in line for line in lines), lines
+    assert not any('" 429' in line for line in lines), lines
+
+
+# ---------------------------------------------------------------- 6. SIGTERM mid-run
+
+
+def test_sigterm_mid_run_cancels_after_grace_and_frees_proxbox_api(stack: Stack, spawn: Spawn) -> None:
+    grace = 2.0
+    with stack.faulted("netbox-delay", "200"):
+        proc = spawn(
+            PROXBOX_MODE="interval=3600",
+            PROXBOX_SCHEDULER_RUN_ON_START="true",
+            PROXBOX_SCHEDULER_SHUTDOWN_GRACE_SECONDS=f"{grace:g}",
+        )
+        proc.wait_for(is_event("run started"), timeout=15, what="run started")
+        # the stream is flowing once proxbox-api reports the run (it takes ~10 s with this delay)
+        assert stack.wait_active(True, timeout=15.0) is not None, proc.explain()
+        signalled = time.monotonic()
+        code = proc.terminate(timeout=grace + 25)
+        took = time.monotonic() - signalled
+        assert code == 0, proc.explain()
+        assert grace - 0.3 <= took <= grace + 4, f"exited {took:.2f} s after SIGTERM\n{proc.explain()}"
+        finished = proc.events("run finished")
+        assert [r.get("outcome") for r in finished] == ["failure"], proc.explain()
+        assert "cancelled" in finished[0].get("reason", ""), finished
+        assert proc.events("stopped"), proc.explain()
+        # proxbox-api notices the closed stream and ends its run. It only notices at its next write
+        # (an event, or the keep-alive sent after 15 s of silence): 1-12 s were seen here.
+        inactive_after = stack.wait_active(False, timeout=20.0)
+        assert inactive_after is not None, f"/sync/active still active 20 s after exit: {stack.sync_active()}"
+        print(f"proxbox-api went inactive {inactive_after:.1f} s after the scheduler exited")
+
+
+# ---------------------------------------------------------------- 7. busy check
+
+
+class OtherClient(threading.Thread):
+    """Another client's full sync, streamed to its end in the background."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.headers_in = threading.Event()
+        self.events: list[str] = []
+        self.error: BaseException | None = None
+        self.ended_at: float | None = None
+
+    def run(self) -> None:
+        try:
+            with httpx.stream(
+                "GET",
+                f"{self.stack.api_url}/full-update/stream",
+                headers={"X-Proxbox-API-Key": self.stack.api_key, "Accept": "text/event-stream"},
+                timeout=httpx.Timeout(10.0, read=60.0),
+            ) as response:
+                response.raise_for_status()
+                self.headers_in.set()
+                for line in response.iter_lines():
+                    if line.startswith("event:"):
+                        self.events.append(line.partition(":")[2].strip())
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            self.ended_at = time.time()
+            self.headers_in.set()
+
+
+def test_busy_proxbox_api_skips_then_next_run_succeeds(stack: Stack, spawn: Spawn) -> None:
+    other = OtherClient(stack)
+    try:
+        stack.fault("netbox-delay", "150")
+        other.start()
+        assert other.headers_in.wait(30), "the other client's stream did not start"
+        assert other.error is None, other.error
+        assert stack.wait_active(True, timeout=15.0) is not None, "proxbox-api never reported the sync"
+
+        since = stack.log_offset()
+        once = run_once(stack)
+        assert once.returncode == 0, once.explain()
+        assert "run skipped" in once.stderr, once.explain()
+        finished = once.events("run finished")
+        assert [r.get("outcome") for r in finished] == ["skipped"], once.explain()
+        assert re.search(r"already (running|in progress|active)", finished[0].get("reason", ""), re.I)
+        # the skip cost one busy probe and started no second stream
+        lines = stack.access_lines(since)
+        assert not any('"GET /full-update/stream' in line for line in lines), lines
+        assert other.is_alive(), "the other sync ended before the skip was checked; stretch it"
+
+        # the schedule keeps probing while the other sync runs, then goes ahead once it is over
+        proc = spawn(PROXBOX_MODE="interval=2")
+        skipped = proc.wait_for(is_event("run finished"), timeout=15, what="a scheduled run finished")
+        assert skipped.get("outcome") == "skipped", proc.explain()
+        other.join(timeout=90)
+        assert not other.is_alive(), "the other client's sync did not end"
+        assert other.error is None, other.error
+        assert other.events[-1:] == ["complete"], other.events[-5:]
+        stack.fault("netbox-delay", "0")
+        ok = proc.wait_for(
+            lambda r: r.get("event") == "run finished" and r.get("outcome") != "skipped",
+            timeout=40,
+            what="a run after the other sync ended",
+        )
+        assert ok.get("outcome") == "success", proc.explain()
+        started = [r for r in proc.events("run started") if r.get("run_id") == ok.get("run_id")]
+        assert started and other.ended_at is not None
+        assert parse_ts(started[0]).timestamp() >= other.ended_at - 1.0
+        assert proc.terminate() == 0, proc.explain()
+    finally:
+        stack.clear_faults()
+        other.join(timeout=90)
