@@ -88,7 +88,7 @@ def test_once_succeeds_and_logs_stages_and_counts(stack: Stack) -> None:
     assert result.events("run started")[0]["run_id"] == run_id
     run_records = [r for r in result.records if r.get("run_id") == run_id]
     # stage progress, tagged with the run id, in proxbox-api's order
-    assert stage_order(run_records) == STAGES, result.explain()
+    assert stage_order(run_records) == list(STAGES), result.explain()
     counts = summary_counts(run_records)
     assert counts.get("devices") == 1, counts
     assert counts.get("virtual_machines") == 2, counts
