@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--max-age", type=float, metavar="SECONDS", help="also unhealthy when the last success is older"
     )
-    from proxbox_scheduler.emulator import add_arguments
-
-    add_arguments(sub.add_parser("emulate-api", help="serve a proxbox-api emulator (for trials and tests)"))
+    # Listed for --help only: main() hands `emulate-api ...` to the emulator's own
+    # parser, so no other command pays for importing it.
+    sub.add_parser("emulate-api", help="serve a proxbox-api emulator (for trials and tests)")
     demo = sub.add_parser("demo", help="the scheduler against the emulator, status page up; Ctrl-C stops")
     demo.add_argument("--interval", type=float, default=6.0, help="seconds between runs (default 6)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
@@ -188,7 +188,18 @@ def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
     return EXIT_OK
 
 
+def emulate_api(argv: Sequence[str]) -> int:
+    from proxbox_scheduler.emulator import add_arguments, run_cli
+
+    parser = argparse.ArgumentParser(prog=f"{PROG} emulate-api", description="A proxbox-api emulator.")
+    add_arguments(parser)
+    return run_cli(parser.parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulate-api"]:
+        return emulate_api(argv[1:])
     args = build_parser().parse_args(argv)
     env = effective_env(args, os.environ)
     command = args.command or "run"
@@ -200,10 +211,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_check(env, args.count, args.start)
     if command == "healthcheck":
         return cmd_healthcheck(env, args.port, args.max_age)
-    if command == "emulate-api":
-        from proxbox_scheduler.emulator import run_cli
-
-        return run_cli(args)
     if command == "demo":
         from proxbox_scheduler.demo import run_demo
 

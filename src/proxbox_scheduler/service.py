@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -17,10 +18,10 @@ from proxbox_scheduler import __version__
 from proxbox_scheduler.clock import Clock
 from proxbox_scheduler.config import Config, ConfigError
 from proxbox_scheduler.logs import LogObserver
-from proxbox_scheduler.loop import LoopSettings, Observer, Observers, Scheduler
+from proxbox_scheduler.loop import CANCEL_WAIT_SECONDS, LoopSettings, Observer, Observers, Scheduler
 from proxbox_scheduler.metrics import Metrics
 from proxbox_scheduler.outcome import Outcome
-from proxbox_scheduler.status import StatusStore
+from proxbox_scheduler.status import LoopProbe, StatusStore
 from proxbox_scheduler.triggers import make_trigger
 from proxbox_scheduler.triggers.base import Trigger
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("proxbox_scheduler")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-PULSE_SECONDS = 5.0
 
 
 class Service:
@@ -55,7 +55,7 @@ class Service:
                 "invoke": config.invoke,
                 "target": config.target,
             },
-            hard_limit=config.run_timeout + config.shutdown_grace + PULSE_SECONDS,
+            hard_limit=config.run_timeout + config.shutdown_grace + CANCEL_WAIT_SECONDS,
             monotonic=self.clock.monotonic,
         )
         # state first, then the log line: whoever reads "run finished" finds /status updated
@@ -93,11 +93,19 @@ class Service:
             log.info("%s received: stopping", name, extra={"signal": name})
         self.scheduler.request_stop()
 
-    async def _pulse(self) -> None:
-        """Proves to /livez that the event loop still turns."""
-        while True:
-            self.status.beat()
-            await self.clock.sleep(PULSE_SECONDS)
+    @staticmethod
+    def _loop_probe(loop: asyncio.AbstractEventLoop) -> LoopProbe:
+        """For /livez, from the server's thread: does the event loop run a callback in time?"""
+
+        def answers(timeout: float) -> bool:
+            answered = threading.Event()
+            try:
+                loop.call_soon_threadsafe(answered.set)
+            except RuntimeError:  # the loop is closed
+                return False
+            return answered.wait(timeout)
+
+        return answers
 
     def _start_ops_server(self) -> OpsServer | None:
         if not self.config.http_port:
@@ -118,16 +126,15 @@ class Service:
 
     @contextlib.asynccontextmanager
     async def _lifecycle(self, *, serve_http: bool) -> AsyncIterator[None]:
-        """Signal handlers, the pulse and (for `run`) the operations server around the body."""
+        """Signal handlers, the /livez loop probe and (for `run`) the operations server around the body."""
         ops = self._start_ops_server() if serve_http else None
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
-        pulse = asyncio.create_task(self._pulse())
+        self.status.loop_probe = self._loop_probe(loop)
         try:
             yield
         finally:
-            pulse.cancel()
             for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
             await self.trigger.aclose()

@@ -17,8 +17,15 @@ from proxbox_scheduler.loop import Observer
 from proxbox_scheduler.outcome import Outcome
 
 HISTORY = 20
-PULSE_STALE_SECONDS = 30.0
-"""The loop beats every few seconds; silence this long means the event loop is stuck."""
+LOOP_ANSWER_SECONDS = 2.0
+"""How long /livez waits for the event loop to run a callback before calling it stuck."""
+
+LoopProbe = Callable[[float], bool]
+"""Asks the event loop to answer within the given seconds; False when it did not."""
+
+
+def _no_probe(timeout: float) -> bool:
+    return True
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -29,8 +36,14 @@ class StatusStore(Observer):
     """Thread-safe record of what the scheduler is doing and has done."""
 
     def __init__(
-        self, info: dict[str, Any], *, hard_limit: float, monotonic: Callable[[], float] = time.monotonic
+        self,
+        info: dict[str, Any],
+        *,
+        hard_limit: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        loop_probe: LoopProbe = _no_probe,
     ) -> None:
+        self.loop_probe = loop_probe
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._info = dict(info)
@@ -42,13 +55,8 @@ class StatusStore(Observer):
         self._current_mono = 0.0
         self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self._last_success: datetime | None = None
-        self._pulse = monotonic()
 
     # ------------------------------------------------------------ writers (the loop)
-
-    def beat(self) -> None:
-        with self._lock:
-            self._pulse = self._monotonic()
 
     def on_waiting(self, next_fire: datetime, seconds: float) -> None:
         with self._lock:
@@ -106,14 +114,18 @@ class StatusStore(Observer):
             }
 
     def live(self) -> tuple[bool, str]:
-        """Alive unless the event loop stopped beating or a run outlived its hard limit."""
+        """Alive unless a run outlived its hard limit or the event loop does not answer.
+
+        Asking the loop on demand costs nothing while idle, unlike a heartbeat timer.
+        """
         now = self._monotonic()
         with self._lock:
-            if now - self._pulse > PULSE_STALE_SECONDS:
-                return False, f"the scheduler loop has not answered for {now - self._pulse:.0f} s"
             if self._current and now - self._current_mono > self._hard_limit:
                 return False, f"run {self._current['id']} is past PROXBOX_API_TIMEOUT plus the grace"
-            return True, self._state
+            state = self._state
+        if not self.loop_probe(LOOP_ANSWER_SECONDS):
+            return False, f"the scheduler loop has not answered within {LOOP_ANSWER_SECONDS:g} s"
+        return True, state
 
     def ready(self) -> tuple[bool, str]:
         with self._lock:

@@ -73,6 +73,26 @@ def parse_json(raw: bytes | str) -> Any:
         return None
 
 
+SUMMARY_KEYS = frozenset({"ok", "message", "result", "errors", "error", "detail", "warnings", "degraded"})
+
+
+def _summary_object(pairs: list[tuple[str, Any]]) -> dict[str, Any] | None:
+    """Keep objects the verdict reads; drop the synced records as soon as they are built."""
+    if any(key in SUMMARY_KEYS or key.endswith("_count") for key, _ in pairs):
+        return dict(pairs)
+    return None
+
+
+def parse_summary(raw: bytes) -> Any:
+    """Like parse_json for a terminal ``complete``, whose ``result`` carries every synced
+    NetBox record (tens of MB for a large cluster): those records are never kept, so
+    peak memory stays near the size of the event instead of several times it."""
+    try:
+        return json.loads(raw, object_pairs_hook=_summary_object)
+    except ValueError:
+        return None
+
+
 def clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -195,7 +215,7 @@ class StreamVerdict:
     # ------------------------------------------------------------ terminal events
 
     def _terminal_success(self, event: Event) -> Outcome:
-        body = parse_json(event.raw)
+        body = parse_summary(event.raw)
         if not isinstance(body, dict):
             body = {}
         if body.get("ok") is False:

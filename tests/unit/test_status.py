@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxbox_scheduler.metrics import Metrics
 from proxbox_scheduler.outcome import Outcome
-from proxbox_scheduler.status import HISTORY, PULSE_STALE_SECONDS, StatusStore
+from proxbox_scheduler.status import HISTORY, LOOP_ANSWER_SECONDS, StatusStore
 from proxbox_scheduler.status_page import render
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -36,15 +36,19 @@ def test_ready_only_once_scheduling_and_not_after_stop() -> None:
     assert store.ready() == (False, "stopping")
 
 
-def test_live_fails_when_the_pulse_stops() -> None:
-    ticker = Ticker()
-    store = _store(ticker)
-    assert store.live()[0] is True
-    ticker.now = PULSE_STALE_SECONDS + 1
+def test_live_fails_when_the_event_loop_does_not_answer() -> None:
+    asked: list[float] = []
+    answers = [True, False]
+
+    def probe(timeout: float) -> bool:
+        asked.append(timeout)
+        return answers[len(asked) - 1]
+
+    store = StatusStore({}, hard_limit=100.0, monotonic=Ticker(), loop_probe=probe)
+    assert store.live() == (True, "starting")
     ok, why = store.live()
     assert not ok and "not answered" in why
-    store.beat()
-    assert store.live()[0] is True
+    assert asked == [LOOP_ANSWER_SECONDS, LOOP_ANSWER_SECONDS]
 
 
 def test_live_fails_when_a_run_outlives_timeout_plus_grace() -> None:
@@ -52,10 +56,8 @@ def test_live_fails_when_a_run_outlives_timeout_plus_grace() -> None:
     store = _store(ticker)
     store.on_run_start("r1", T0)
     ticker.now = 99.0
-    store.beat()
     assert store.live()[0] is True
     ticker.now = 101.0
-    store.beat()
     ok, why = store.live()
     assert not ok and "r1" in why and "PROXBOX_API_TIMEOUT" in why
 
@@ -147,3 +149,26 @@ def test_metrics_follow_runs_skips_and_counts() -> None:
         (("invoke", "http"), ("mode", "interval=60"), ("version", "1.2.3")),
     )
     assert s[build] == 1
+
+
+def test_loop_probe_tells_a_turning_loop_from_a_stuck_one() -> None:
+    import asyncio
+    import threading
+
+    from proxbox_scheduler.service import Service
+
+    loop = asyncio.new_event_loop()
+    release = threading.Event()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        probe = Service._loop_probe(loop)
+        assert probe(2.0) is True
+        loop.call_soon_threadsafe(release.wait, 5.0)  # a callback that blocks the loop
+        assert probe(0.2) is False
+    finally:
+        release.set()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    assert probe(0.2) is False  # closed loop

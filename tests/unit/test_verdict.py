@@ -434,3 +434,21 @@ def test_not_event_stream_says_the_url_is_probably_wrong() -> None:
     assert outcome.status is Status.FAILURE
     assert outcome.reason.startswith("http://h/full-update/stream answered 200 with text/html instead")
     assert "probably wrong" in outcome.reason
+
+
+def test_terminal_summary_keeps_counts_and_drops_the_synced_records() -> None:
+    from proxbox_scheduler.verdict import parse_summary
+
+    records = [{"id": i, "name": f"vm-{i}", "custom_fields": {"proxmox_vm_id": i}} for i in range(50)]
+    body = {
+        "ok": True,
+        "message": "Full update sync completed.",
+        "result": {"virtual_machines": records, "virtual_machines_count": 50, "warnings": ["w1"]},
+    }
+    parsed = parse_summary(json.dumps(body).encode())
+    assert parsed["ok"] is True and parsed["result"]["virtual_machines_count"] == 50
+    assert parsed["result"]["virtual_machines"] == [None] * 50
+    assert parsed["result"]["warnings"] == ["w1"]
+    outcome = StreamVerdict().feed(Event("complete", json.dumps(body).encode()))
+    assert outcome is not None and outcome.details["counts"] == {"virtual_machines": 50}
+    assert outcome.degraded and outcome.details["warnings"] == 1
