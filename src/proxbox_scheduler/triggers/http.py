@@ -8,6 +8,7 @@ connection has been closed.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import socket
@@ -64,6 +65,8 @@ class HttpTrigger:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         self._origin = f"{parts.scheme}://{self._host}:{port}"
         self._tls: ssl.SSLContext | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def describe(self) -> str:
         query = urlencode(self._config.sync_params)
@@ -72,32 +75,44 @@ class HttpTrigger:
         )
 
     async def aclose(self) -> None:
-        """Nothing to release: each run opens and closes its own client."""
+        """Close the pooled connections (the service calls this at shutdown)."""
+        if self._client is not None:
+            client, self._client, self._client_loop = self._client, None, None
+            await client.aclose()
+
+    def _client_for_this_loop(self, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
+        """One client per event loop, kept across runs: no client setup on the schedule's
+        hot path, and the busy probe's connection is reused for the stream."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = httpx.AsyncClient(
+                headers=self._headers(),
+                timeout=httpx.Timeout(
+                    self._config.connect_timeout,
+                    connect=self._config.connect_timeout,
+                    read=self._config.idle_timeout,
+                ),
+                verify=verify,
+                auth=self._auth,
+                follow_redirects=False,
+            )
+            self._client_loop = loop
+        return self._client
 
     async def run(self, ctx: RunContext) -> Outcome:
         try:
             verify = self._verify()
         except (OSError, ssl.SSLError) as exc:
             return Outcome.failure(f"cannot load PROXBOX_API_CA_BUNDLE {self._config.ca_bundle}: {exc}")
-        async with httpx.AsyncClient(
-            headers=self._headers(),
-            timeout=httpx.Timeout(
-                self._config.connect_timeout,
-                connect=self._config.connect_timeout,
-                read=self._config.idle_timeout,
-            ),
-            verify=verify,
-            auth=self._auth,
-            follow_redirects=False,
-        ) as client:
-            try:
-                outcome = None
-                if self._config.skip_if_active:
-                    outcome = await self._probe(client, ctx)
-                if outcome is None:
-                    outcome = await self._stream(client, ctx)
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                outcome = Outcome.failure(self._explain(exc))
+        client = self._client_for_this_loop(verify)
+        try:
+            outcome = None
+            if self._config.skip_if_active:
+                outcome = await self._probe(client, ctx)
+            if outcome is None:
+                outcome = await self._stream(client, ctx)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            outcome = Outcome.failure(self._explain(exc))
         return self._scrubbed(outcome)
 
     # ------------------------------------------------------------ requests
