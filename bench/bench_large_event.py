@@ -16,11 +16,10 @@ from common import (
     QUICK_FLOOD,
     BenchServer,
     MiB,
-    child_env,
     figure,
     flood_body,
     large_body,
-    scheduler,
+    once_against,
 )
 
 B = "large_event"
@@ -31,13 +30,7 @@ TARGET_S = 1.0
 def run_once(path: str) -> tuple[float, float, float, float]:
     """(seconds to verdict, seconds to exit, peak RSS MiB, CPU s) of one ``once`` run on ``path``."""
     with BenchServer("--stream", path) as server:
-        with scheduler("once", child_env(PROXBOX_API_URL=server.url)) as sched:
-            usage = sched.wait(timeout=120)
-        if usage.exit_code != 0:
-            raise RuntimeError(f"once exited {usage.exit_code}: {sched.stderr()}")
-        request = server.find("request", "/full-update/stream")[-1]
-        closed = server.wait_closed(request["conn"])
-    return closed["t"] - request["t"], usage.ended - request["t"], usage.max_rss_mib, usage.cpu_s
+        return once_against(server)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,11 +21,10 @@ from common import (
     READ_CHUNK,
     BenchServer,
     MiB,
-    child_env,
     figure,
     flood_body,
     note,
-    scheduler,
+    once_against,
 )
 
 from proxbox_scheduler.sse import SSEDecoder
@@ -80,17 +79,6 @@ def decode_in_process(path: Path, repeats: int) -> tuple[float, int]:
     return best, events
 
 
-def end_to_end(server: BenchServer) -> tuple[float, float, float, float]:
-    """One ``once`` run: (request -> verdict s, request -> exit s, peak RSS MiB, CPU s)."""
-    with scheduler("once", child_env(PROXBOX_API_URL=server.url)) as sched:
-        usage = sched.wait(timeout=120)
-    if usage.exit_code != 0:
-        raise RuntimeError(f"once exited {usage.exit_code}: {sched.stderr()}")
-    request = server.find("request", "/full-update/stream")[-1]
-    closed = server.wait_closed(request["conn"])
-    return closed["t"] - request["t"], usage.ended - request["t"], usage.max_rss_mib, usage.cpu_s
-
-
 def one_size(n: int, repeats: int) -> dict[str, float]:
     """Measure ``n`` item events end to end (best of ``repeats``), server alone and in-process."""
     path = flood_body(n)
@@ -98,7 +86,7 @@ def one_size(n: int, repeats: int) -> dict[str, float]:
     events = n + 3  # two step events before, complete after
     with BenchServer("--stream", str(path)) as server:
         raw = min(raw_read(server.port, size) for _ in range(repeats))
-        runs = sorted(end_to_end(server) for _ in range(repeats))
+        runs = sorted(once_against(server) for _ in range(repeats))
     verdict_s, exit_s, _, cpu_s = runs[0]
     rss = max(run[2] for run in runs)
     decode_s, decoded = decode_in_process(path, repeats)

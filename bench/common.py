@@ -497,3 +497,14 @@ def large_body(data_bytes: int) -> Path:
         out.write(b"event: complete\ndata: " + line.encode() + b"\n\n")
 
     return _cached(f"large-{data_bytes}.sse", build)
+
+
+def once_against(server: BenchServer) -> tuple[float, float, float, float]:
+    """One ``once`` run: (request -> verdict s, request -> exit s, peak RSS MiB, CPU s)."""
+    with scheduler("once", child_env(PROXBOX_API_URL=server.url)) as sched:
+        usage = sched.wait(timeout=120)
+    if usage.exit_code != 0:
+        raise RuntimeError(f"once exited {usage.exit_code}: {sched.stderr()}")
+    request = server.find("request", "/full-update/stream")[-1]
+    closed = server.wait_closed(request["conn"])
+    return closed["t"] - request["t"], usage.ended - request["t"], usage.max_rss_mib, usage.cpu_s

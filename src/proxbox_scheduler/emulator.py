@@ -926,14 +926,15 @@ class _Script:
         self._end_of("node_interface")
         return {"count": count}
 
-    def _vm_interfaces(self) -> dict[str, Any]:
+    def _vm_progress_rows(self, obj: str) -> None:
+        """One "Processing" row per VM interface, as proxbox-api sends for interfaces and IPs."""
         for vm in self.vms:
             self._row(
-                "vm_interface",
+                obj,
                 "progress",
-                f"Processing vm_interface {vm.iface}",
+                f"Processing {obj} {vm.iface}",
                 vm.iface,
-                object="vm_interface",
+                object=obj,
                 data={
                     "completed": False,
                     "sync_status": "syncing",
@@ -942,25 +943,14 @@ class _Script:
                     "vm": vm.name,
                 },
             )
+
+    def _vm_interfaces(self) -> dict[str, Any]:
+        self._vm_progress_rows("vm_interface")
         self._end_of("vm_interface")
         return {"count": len(self.vms)}
 
     def _vm_ip_addresses(self) -> dict[str, Any]:
-        for vm in self.vms:
-            self._row(
-                "vm_ip",
-                "progress",
-                f"Processing vm_ip {vm.iface}",
-                vm.iface,
-                object="vm_ip",
-                data={
-                    "completed": False,
-                    "sync_status": "syncing",
-                    "rowid": vm.iface,
-                    "name": vm.iface,
-                    "vm": vm.name,
-                },
-            )
+        self._vm_progress_rows("vm_ip")
         for vm in self.vms:
             self._row(
                 "vm_ip",
