@@ -13,11 +13,13 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from proxbox_scheduler import __version__
-from proxbox_scheduler.config import Config, ConfigError, load, mode_is_off
+from proxbox_scheduler.config import Config, ConfigError, load, mode_is_off, read_variable
 from proxbox_scheduler.logs import setup_logging
 from proxbox_scheduler.outcome import Status
+from proxbox_scheduler.schedule import ModeError, parse_mode
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 PROG = "proxbox-scheduler"
@@ -92,15 +94,17 @@ def _fail_config(exc: ConfigError) -> int:
 
 
 def _setup_logging_leniently(env: Mapping[str, str]) -> None:
-    """Logging for paths that must not fail on other variables (mode off)."""
-    level = env.get("PROXBOX_SCHEDULER_LOG_LEVEL", "INFO").strip().upper()
-    json_lines = env.get("PROXBOX_SCHEDULER_LOG_JSON", "true").strip().lower() not in (
-        "false",
-        "0",
-        "no",
-        "off",
+    """Logging for paths that must not fail on other variables (mode off): bad values fall back."""
+
+    def value_or_default(name: str) -> Any:
+        try:
+            return read_variable(name, env)
+        except ConfigError:
+            return read_variable(name, {})
+
+    setup_logging(
+        value_or_default("PROXBOX_SCHEDULER_LOG_LEVEL"), value_or_default("PROXBOX_SCHEDULER_LOG_JSON")
     )
-    setup_logging(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO", json_lines)
 
 
 def cmd_run(env: Mapping[str, str]) -> int:
@@ -183,8 +187,11 @@ def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
         print("# scheduling is disabled: `run` exits 0 at once", file=sys.stderr)
     elif mode.kind == "continuous":
         print("# continuous: each run starts as soon as the previous one succeeded", file=sys.stderr)
-    for fire in upcoming(mode, start, config.tz, count):
-        print(f"{fire.isoformat()}  {fire.strftime('%a')}  {fire.tzname()}")
+    try:
+        for fire in upcoming(mode, start, config.tz, count):
+            print(f"{fire.isoformat()}  {fire.strftime('%a')}  {fire.tzname()}")
+    except (OverflowError, StopIteration):
+        print("# no further fire times before the year 9999", file=sys.stderr)
     return EXIT_OK
 
 
@@ -214,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "demo":
         from proxbox_scheduler.demo import run_demo
 
+        try:
+            parse_mode(f"interval={args.interval}")
+        except ModeError as exc:
+            return _fail_config(ConfigError("--interval", str(args.interval), str(exc)))
         return run_demo(interval=args.interval, duration=args.duration, json_logs=args.json)
     raise AssertionError(f"unhandled command {command}")
 

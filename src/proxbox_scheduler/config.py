@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shlex
 import shutil
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from proxbox_scheduler.schedule import Mode, ModeError, parse_mode
@@ -110,9 +112,13 @@ def _mode(raw: str) -> Mode:
 
 
 def _url(raw: str) -> str:
-    parts = urlsplit(raw)
+    accepted = "expected an http:// or https:// URL with a host, e.g. http://proxbox-api:8000"
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # e.g. an unclosed [IPv6 literal
+        raise ValueError(accepted) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL with a host, e.g. http://proxbox-api:8000")
+        raise ValueError(accepted)
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
@@ -130,6 +136,17 @@ def _sync_path(raw: str) -> str:
     return raw
 
 
+def _positive_int_param(value: str) -> bool:
+    return value.isdigit() and int(value) >= 1
+
+
+# The query parameters proxbox-api's stream endpoint types (others pass through unchecked).
+SYNC_PARAM_CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
+    "fetch_max_concurrency": (_positive_int_param, "a whole number >= 1"),
+    "dry_run": (lambda v: v.lower() in TRUE_WORDS | FALSE_WORDS, "true or false"),
+}
+
+
 def _query(raw: str) -> tuple[tuple[str, str], ...]:
     if not raw:
         return ()
@@ -137,6 +154,10 @@ def _query(raw: str) -> tuple[tuple[str, str], ...]:
         pairs = parse_qsl(raw.lstrip("?"), keep_blank_values=True, strict_parsing=True)
     except ValueError:
         raise ValueError("expected a query string such as fetch_max_concurrency=4&dry_run=true") from None
+    for name, value in pairs:
+        check, accepted = SYNC_PARAM_CHECKS.get(name, (None, ""))
+        if check is not None and not check(value):
+            raise ValueError(f"{name} expects {accepted}")
     return tuple(pairs)
 
 
@@ -168,8 +189,21 @@ def _existing_dir(raw: str) -> Path | None:
     return path
 
 
-def _text(raw: str) -> str:
+def _api_key(raw: str) -> str:
+    """The key travels as an HTTP header value: printable ASCII without spaces."""
+    if raw and not (raw.isascii() and raw.isprintable() and not any(c.isspace() for c in raw)):
+        raise ValueError("expected printable ASCII characters without spaces")
     return raw
+
+
+def _ca_bundle(raw: str) -> Path | None:
+    path = _existing_file(raw)
+    if path is not None:
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except (ssl.SSLError, OSError, ValueError):
+            raise ValueError("expected a PEM file holding CA certificates") from None
+    return path
 
 
 def _host(raw: str) -> str:
@@ -253,7 +287,7 @@ VARIABLES: tuple[Variable, ...] = (
         "base URL of proxbox-api (a path prefix is kept); required for `http` unless the mode is off",
     ),
     Variable(
-        "PROXBOX_API_KEY", "api_key", "", _text, "sent as `X-Proxbox-API-Key`; never logged", secret=True
+        "PROXBOX_API_KEY", "api_key", "", _api_key, "sent as `X-Proxbox-API-Key`; never logged", secret=True
     ),
     Variable(
         "PROXBOX_API_KEY_FILE",
@@ -308,7 +342,7 @@ VARIABLES: tuple[Variable, ...] = (
         "PROXBOX_API_CA_BUNDLE",
         "ca_bundle",
         "",
-        _existing_file,
+        _ca_bundle,
         "PEM file of a private CA to verify proxbox-api's certificate with",
     ),
     Variable(
@@ -423,7 +457,8 @@ class Config:
         """What a run calls, fit to be shown: the redacted URL or the command line."""
         if self.invoke == "exec":
             return shlex.join(self.exec_cmd)
-        return redact_url(self.api_url or "") + self.sync_path
+        query = urlencode(self.sync_params)
+        return redact_url(self.api_url or "") + self.sync_path + (f"?{query}" if query else "")
 
     def public(self) -> dict[str, Any]:
         """The effective configuration with secrets redacted, for the startup log line."""
@@ -444,16 +479,17 @@ class Config:
         return shown
 
 
+_USERINFO = re.compile(r"(?<=//)[^/?#@]*@")
+
+
 def redact_url(url: str) -> str:
-    """Hide user:password in a URL wherever it is shown."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """Hide user:password in a URL wherever it is shown (also in URLs that do not parse)."""
+    return _USERINFO.sub("***@", url)
+
+
+def local_address(bind_host: str) -> str:
+    """The address to reach a server bound to ``bind_host`` from this machine."""
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_host, bind_host)
 
 
 def _read(var: Variable, env: Mapping[str, str]) -> Any:
@@ -465,7 +501,7 @@ def _read(var: Variable, env: Mapping[str, str]) -> Any:
     try:
         return var.parse(raw)
     except ValueError as exc:
-        shown = "<redacted>" if var.secret else raw
+        shown = "<redacted>" if var.secret else redact_url(raw)
         raise ConfigError(var.name, shown, str(exc)) from None
 
 
@@ -540,7 +576,10 @@ def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
         ) from None
     if not key.strip():
         raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file), "expected a file holding the API key")
-    values["api_key"] = key
+    try:
+        values["api_key"] = _api_key(key)
+    except ValueError as exc:
+        raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file), f"the key in it is invalid: {exc}") from None
 
 
 def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:

@@ -12,17 +12,9 @@ import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from proxbox_scheduler.config import read_variable
+from proxbox_scheduler.config import local_address, read_variable
 
 TIMEOUT = 3.0
-
-
-def _local_host(host: str) -> str:
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -38,7 +30,8 @@ def check(env: Mapping[str, str], port: int | None = None, max_age: float | None
     port = read_variable("PROXBOX_SCHEDULER_HTTP_PORT", env) if port is None else port
     if not port:
         return False, "the status server is off (PROXBOX_SCHEDULER_HTTP_PORT=0)"
-    base = f"http://{_local_host(read_variable('PROXBOX_SCHEDULER_HTTP_HOST', env))}:{port}"
+    host = local_address(read_variable("PROXBOX_SCHEDULER_HTTP_HOST", env))
+    base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     try:
         code, body = _get(base + "/livez")
         if code != 200:
@@ -48,7 +41,10 @@ def check(env: Mapping[str, str], port: int | None = None, max_age: float | None
         code, body = _get(base + "/status")
     except (OSError, urllib.error.URLError) as exc:
         return False, f"cannot reach {base}/livez: {getattr(exc, 'reason', exc)}"
-    last = json.loads(body).get("last_success")
+    try:
+        last = json.loads(body).get("last_success")
+    except (ValueError, AttributeError):
+        return False, f"{base}/status did not answer JSON"
     if not last:
         return False, "no successful sync yet"
     age = (datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds()

@@ -31,6 +31,8 @@ at least this often, so a clock stepped back never fires early and a clock
 stepped forward fires within this many seconds. Without a step the last sleep
 ends exactly at the fire. (Longer polls save idle wakeups; see bench/RESULTS.md.)"""
 MAX_COUNTED_SKIPS = 100_000
+MAX_DOUBLINGS = 60
+"""The doubling stops growing here (long past any cap) so a months-long streak cannot overflow."""
 CANCEL_WAIT_SECONDS = 20.0
 """How long a cancelled trigger may take to clean up (exec: SIGTERM, then SIGKILL after 10 s)."""
 
@@ -252,8 +254,10 @@ class Scheduler:
     # ------------------------------------------------------------ waits
 
     def _wait_after(self, outcome: Outcome) -> float:
-        """Pause owed before the next start: backoff, doubled for consecutive rejected keys."""
+        """Pause owed before the next start: backoff, doubled for each rejected key since the
+        last success (other failures, a 429 lockout among them, neither reset nor extend that)."""
         s = self.settings
+        cap = max(s.backoff, s.backoff_max)
         if outcome.status is Status.SUCCESS:
             self._auth_streak = 0
             wait = 0.0
@@ -261,12 +265,10 @@ class Scheduler:
             wait = s.backoff if s.mode.kind == "continuous" else 0.0
         elif outcome.auth_rejected:
             self._auth_streak += 1
-            wait = min(s.backoff * 2 ** (self._auth_streak - 1), max(s.backoff, s.backoff_max))
+            wait = min(s.backoff * 2.0 ** min(self._auth_streak - 1, MAX_DOUBLINGS), cap)
         else:
-            self._auth_streak = 0
             wait = s.backoff
-        floor = min(outcome.min_wait or 0.0, max(s.backoff, s.backoff_max))
-        return max(wait, floor)
+        return max(wait, min(outcome.min_wait or 0.0, cap))
 
     async def _wait_for(self, fire: _Fire) -> bool:
         """Sleep until the fire (plus jitter); False when a stop came first."""

@@ -48,7 +48,7 @@ class Mode:
 
     def __str__(self) -> str:
         if self.kind == "interval":
-            return f"interval={self.interval:g}"
+            return f"interval={self.interval:.3f}".rstrip("0").rstrip(".")
         if self.kind == "cron":
             return f"cron={self.cron}"
         return self.kind
@@ -110,10 +110,6 @@ def cron_fires(expr: str, after: datetime, tz: ZoneInfo) -> Iterator[datetime]:
     for fire in CronSim(normalize_cron(expr), local):
         if fire > after:
             yield fire
-
-
-def next_cron_fire(expr: str, after: datetime, tz: ZoneInfo) -> datetime:
-    return next(cron_fires(expr, after, tz))
 
 
 @dataclass(frozen=True)

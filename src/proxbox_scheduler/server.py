@@ -15,6 +15,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from proxbox_scheduler.config import local_address
 from proxbox_scheduler.metrics import CONTENT_TYPE, Metrics
 from proxbox_scheduler.status import StatusStore
 from proxbox_scheduler.status_page import render
@@ -60,6 +61,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _OpsServer(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request (a probe timing out) is not worth a traceback."""
+        log.debug("ops request from %s failed", client_address, exc_info=True)
+
     def __init__(self, address: tuple[str, int], status: StatusStore, metrics: Metrics) -> None:
         self.status, self.metrics = status, metrics
         if ":" in address[0]:
@@ -88,8 +93,7 @@ class OpsServer:
         if self._thread.is_alive():
             stopper = threading.Thread(target=self._server.shutdown, daemon=True)
             stopper.start()
-            host = self._server.server_address[0]
-            wake_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+            wake_host = local_address(str(self._server.server_address[0]))
             with contextlib.suppress(OSError), socket.create_connection((wake_host, self.port), timeout=1):
                 pass
             stopper.join(timeout=2)

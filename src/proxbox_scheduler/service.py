@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import threading
@@ -116,9 +117,14 @@ class Service:
         try:
             ops = OpsServer(host, port, self.status, self.metrics)
         except OSError as exc:
-            raise ConfigError(
-                "PROXBOX_SCHEDULER_HTTP_PORT", str(port), f"cannot listen on {host}:{port} ({exc.strerror})"
-            ) from None
+            # a port in use or not allowed is the port's fault; anything else (no such address) the host's
+            blame = (
+                ("PROXBOX_SCHEDULER_HTTP_PORT", str(port))
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES)
+                else ("PROXBOX_SCHEDULER_HTTP_HOST", host)
+            )
+            why = exc.strerror or str(exc)
+            raise ConfigError(*blame, f"cannot listen on {host}:{port} ({why})") from None
         ops.start()
         self.http_port = ops.port
         log.info("status server listening", extra={"url": f"http://{host}:{ops.port}/"})

@@ -11,9 +11,6 @@ events costs no decoding).
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 BOM = b"\xef\xbb\xbf"
 WINDOW = 1 << 20
 """Bytes of complete lines split at once; a longer line takes the copy-once path."""
@@ -34,9 +31,10 @@ class EventTooLarge(Exception):
 
 
 class Event:
-    """One dispatched event; ``raw`` is the undecoded data, ``data`` and ``json()`` decode on demand."""
+    """One dispatched event; ``raw`` is the undecoded data, ``data`` decodes it on demand
+    (the verdict parses JSON straight from ``raw``, and only for the events it reads)."""
 
-    __slots__ = ("_data", "_json", "event", "id", "raw", "retry")
+    __slots__ = ("_data", "event", "id", "raw", "retry")
 
     def __init__(
         self, event: str = "message", raw: bytes = b"", id: str = "", retry: int | None = None
@@ -54,14 +52,6 @@ class Event:
         except AttributeError:
             self._data: str = self.raw.decode("utf-8", "replace")
             return self._data
-
-    def json(self) -> Any:
-        """The data parsed as JSON, cached; raises ValueError when it is not JSON."""
-        try:
-            return self._json
-        except AttributeError:
-            self._json: Any = json.loads(self.data)
-            return self._json
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):

@@ -16,7 +16,7 @@ import pytest
 
 from proxbox_scheduler.config import load
 from proxbox_scheduler.outcome import Outcome, Status
-from proxbox_scheduler.triggers.base import RunContext
+from proxbox_scheduler.triggers.base import RunContext, RunLogAdapter
 from proxbox_scheduler.triggers.exec import LINE_LIMIT, ExecTrigger
 
 GUARD_SECONDS = 60.0
@@ -37,7 +37,7 @@ def make_trigger(argv: list[str], *, cwd: Path | None = None, kill_after: float 
 
 
 def make_ctx() -> RunContext:
-    return RunContext("r1", logging.LoggerAdapter(LOGGER, {"run_id": "r1"}))
+    return RunContext("r1", RunLogAdapter(LOGGER, {"run_id": "r1"}))
 
 
 def python(code: str) -> list[str]:
@@ -109,7 +109,6 @@ def test_exit_zero_is_success() -> None:
     outcome = run(trigger)
     assert outcome.status is Status.SUCCESS
     assert outcome.details == {"exit_code": 0, "stdout_lines": 1, "stderr_lines": 0}
-    assert trigger.describe() == "sh -c 'echo hello'"
 
 
 def test_nonzero_exit_names_code_and_stderr_tail() -> None:

@@ -159,17 +159,16 @@ def test_url_credentials_go_as_basic_auth_and_are_never_shown(
     server.route(STREAM, json_reply(502, b'{"message":"bad"}'))
     url = server.url.replace("http://", "http://admin:pa55word@")
     cfg = config(url)
-    trigger = HttpTrigger(cfg)
-    assert trigger.describe() == f"http://***@127.0.0.1:{server.port}{STREAM}"
+    assert cfg.target == f"http://***@127.0.0.1:{server.port}{STREAM}"
     outcome = run(cfg)
     assert server.requests[0].headers["authorization"] == "Basic YWRtaW46cGE1NXdvcmQ="
     assert "pa55word" not in outcome.reason
     assert not [r for r in caplog.records if "pa55word" in r.getMessage()]
 
 
-def test_describe_shows_the_query() -> None:
+def test_target_shows_the_query() -> None:
     cfg = config("http://proxbox-api:8000", PROXBOX_SYNC_PARAMS="dry_run=true")
-    assert HttpTrigger(cfg).describe() == "http://proxbox-api:8000/full-update/stream?dry_run=true"
+    assert cfg.target == "http://proxbox-api:8000/full-update/stream?dry_run=true"
 
 
 # ---------------------------------------------------------------- decoding over the wire

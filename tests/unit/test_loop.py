@@ -58,9 +58,6 @@ class Script:
             raise step.raises
         return step.outcome
 
-    def describe(self) -> str:
-        return "script"
-
     async def aclose(self) -> None:
         pass
 
@@ -177,9 +174,16 @@ def test_consecutive_auth_failures_double_the_wait_up_to_the_cap_and_success_res
     assert [wait for _, _, wait in recorder.ends] == [1, 2, 4, 5, 5, 0, 1, 0]
 
 
-def test_other_failure_breaks_the_auth_streak() -> None:
-    _, recorder = play("continuous", [Step(0, AUTH), Step(0, AUTH), Step(0, FAIL), Step(0, AUTH)], backoff=1)
-    assert [wait for _, _, wait in recorder.ends] == [1, 2, 1, 1]
+def test_other_failures_and_lockouts_neither_reset_nor_extend_the_auth_streak() -> None:
+    lockout = Outcome.failure("HTTP 429", min_wait=6)
+    steps = [Step(0, AUTH), Step(0, AUTH), Step(0, FAIL), Step(0, lockout), Step(0, AUTH), Step(0)]
+    _, recorder = play("continuous", steps, backoff=1)
+    assert [wait for _, _, wait in recorder.ends] == [1, 2, 1, 6, 4, 0]
+
+
+def test_a_very_long_auth_streak_stays_at_the_cap_without_overflow() -> None:
+    _, recorder = play("continuous", [Step(0, AUTH)] * 1100, backoff=1, backoff_max=5)
+    assert [wait for _, _, wait in recorder.ends][-3:] == [5, 5, 5]
 
 
 def test_busy_skip_is_reported_and_continuous_waits_backoff() -> None:

@@ -114,12 +114,10 @@ def test_invalid_utf8_is_replaced() -> None:
     assert decode(b"data: \xff\n\n")[0].data == "\ufffd"
 
 
-def test_json_is_lazy_and_cached() -> None:
+def test_data_is_decoded_once_on_demand() -> None:
     event = decode(b'event: step\ndata: {"a": [1, 2]}\n\n')[0]
-    assert event.json() == {"a": [1, 2]}
-    assert event.json() is event.json()
-    with pytest.raises(ValueError):
-        decode(b"data: {nope\n\n")[0].json()
+    assert event.raw == b'{"a": [1, 2]}'
+    assert event.data is event.data
 
 
 # ---------------------------------------------------------------- chunking

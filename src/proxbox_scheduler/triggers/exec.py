@@ -11,12 +11,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import shlex
 import signal
 import subprocess
 from collections import deque
 from collections.abc import Awaitable
-from typing import Any
 
 from proxbox_scheduler.config import Config
 from proxbox_scheduler.outcome import Outcome
@@ -41,11 +39,9 @@ class ExecTrigger:
 
     def __init__(self, config: Config, *, kill_after: float = 10.0) -> None:
         self._argv = config.exec_cmd
+        self._command = config.target
         self._cwd = config.exec_cwd
         self._kill_after = kill_after
-
-    def describe(self) -> str:
-        return shlex.join(self._argv)
 
     async def aclose(self) -> None:
         """Nothing is held between runs: each run owns and cleans up its process."""
@@ -54,7 +50,7 @@ class ExecTrigger:
         loop = asyncio.get_running_loop()
         try:
             transport, proto = await loop.subprocess_exec(
-                lambda: _Protocol(loop, ctx.log, self.describe()),
+                lambda: _Protocol(loop, ctx.log, self._command),
                 *self._argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -67,7 +63,7 @@ class ExecTrigger:
         try:
             return await self._supervise(transport, proto, ctx)
         except asyncio.CancelledError:
-            _log(ctx.log, logging.WARNING, "run cancelled; stopping the command")
+            ctx.log.warning("run cancelled; stopping the command")
             await _complete_despite_cancel(self._stop_and_drain(transport, proto, ctx))
             raise
         finally:
@@ -93,7 +89,7 @@ class ExecTrigger:
         await asyncio.shield(proto.exited)
         _reap_orphans(pid)
         if _group_alive(pid):
-            _log(ctx.log, logging.WARNING, "the command exited but left processes behind")
+            ctx.log.warning("the command exited but left processes behind")
             await self._stop_group(transport, ctx)
         await proto.drain(ctx.log)
         code = transport.get_returncode()
@@ -112,15 +108,14 @@ class ExecTrigger:
         _signal_group(pgid, signal.SIGTERM)
         if await _group_gone(transport, self._kill_after):
             return
-        _log(
-            ctx.log,
+        ctx.log.log(
             logging.WARNING,
             f"processes alive {self._kill_after:g} s after SIGTERM; sending SIGKILL",
-            pgid=pgid,
+            extra={"pgid": pgid},
         )
         _signal_group(pgid, signal.SIGKILL)
         if not await _group_gone(transport, REAP_WAIT_SECONDS):
-            _log(ctx.log, logging.ERROR, "processes survive SIGKILL; leaving them", pgid=pgid)
+            ctx.log.error("processes survive SIGKILL; leaving them", extra={"pgid": pgid})
 
 
 # ---------------------------------------------------------------- output
@@ -167,7 +162,7 @@ class _Output:
         self.lines += 1
         if self.name == "stderr":
             self.tail.append(line[:TAIL_LINE_CHARS])
-        _log(self._logger, logging.INFO, line, stream=self.name)
+        self._logger.info(line, extra={"stream": self.name})
 
 
 class _Protocol(asyncio.SubprocessProtocol):
@@ -190,7 +185,7 @@ class _Protocol(asyncio.SubprocessProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Log the start here: it is called before any output is delivered."""
         assert isinstance(transport, asyncio.SubprocessTransport)
-        _log(self._logger, logging.INFO, f"started {self._command}", pid=transport.get_pid())
+        self._logger.info(f"started {self._command}", extra={"pid": transport.get_pid()})
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         assert isinstance(data, bytes)
@@ -209,20 +204,7 @@ class _Protocol(asyncio.SubprocessProtocol):
         """Wait for the pipes to close; give up if a process outside the group holds one."""
         done, _ = await asyncio.wait({self._closed}, timeout=DRAIN_WAIT_SECONDS)
         if not done:
-            _log(logger, logging.WARNING, "an escaped process holds the output open; not reading on")
-
-
-def _log(logger: logging.LoggerAdapter, level: int, msg: str, **fields: Any) -> None:  # type: ignore[type-arg]
-    """Log through the adapter with extra fields.
-
-    Before Python 3.13 ``LoggerAdapter.process`` replaces a call's ``extra``
-    with its own, which would drop either the run id or our fields; merge them.
-    """
-    if not logger.isEnabledFor(level):
-        return
-    msg, kwargs = logger.process(msg, {})
-    kwargs["extra"] = {**(kwargs.get("extra") or {}), **fields}
-    logger.logger.log(level, msg, **kwargs)
+            logger.warning("an escaped process holds the output open; not reading on")
 
 
 def _verdict(code: int, out: _Output, err: _Output) -> Outcome:

@@ -15,7 +15,7 @@ import socket
 import ssl
 import time
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -67,12 +67,6 @@ class HttpTrigger:
         self._tls: ssl.SSLContext | None = None
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    def describe(self) -> str:
-        query = urlencode(self._config.sync_params)
-        return (
-            redact_url(self._config.api_url or "") + self._config.sync_path + (f"?{query}" if query else "")
-        )
 
     async def aclose(self) -> None:
         """Close the pooled connections (the service calls this at shutdown)."""
@@ -159,14 +153,14 @@ class HttpTrigger:
         return verdict.outcome
 
     async def _stream(self, client: httpx.AsyncClient, ctx: RunContext) -> Outcome:
-        ctx.log.debug("requesting %s", self.describe())
+        ctx.log.debug("requesting %s", self._config.target)
         async with client.stream("GET", self._url, params=self._config.sync_params) as response:
             if response.status_code != 200:
                 body = await _read_capped(response)
                 return status_outcome(response.status_code, response.headers, body, time.time())
             content_type = response.headers.get("content-type", "")
             if not is_event_stream(content_type):
-                return not_event_stream(content_type, self.describe())
+                return not_event_stream(content_type, self._config.target)
             return await self._read_events(response, ctx)
 
     async def _read_events(self, response: httpx.Response, ctx: RunContext) -> Outcome:
