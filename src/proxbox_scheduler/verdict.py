@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -340,8 +340,28 @@ class ProbeVerdict:
     level: int = logging.INFO
 
 
-def probe_verdict(status: int, headers: Mapping[str, str], body: bytes, now: float) -> ProbeVerdict:
-    """Interpret the busy check; only a busy answer, a rejected key or a lockout stop the run."""
+def _started_at(answer: dict[str, Any]) -> float | None:
+    """Unix time of the reported run's start, if proxbox-api gave a readable one."""
+    raw = answer.get("started_at")
+    if not isinstance(raw, str):
+        return None
+    try:
+        started = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (started if started.tzinfo else started.replace(tzinfo=UTC)).timestamp()
+
+
+def probe_verdict(
+    status: int, headers: Mapping[str, str], body: bytes, now: float, *, stale_after: float | None = None
+) -> ProbeVerdict:
+    """Interpret the busy check; only a busy answer, a rejected key or a lockout stop the run.
+
+    A run reported as going for longer than ``stale_after`` seconds (the longest a run
+    may take) is taken as stale: proxbox-api 0.0.30 keeps reporting a run whose client
+    hung up during certain stages as active forever, which would otherwise skip every
+    scheduled sync from then on.
+    """
     if status in (401, 403, 429):
         return ProbeVerdict(status_outcome(status, headers, body, now))
     if status == 404:
@@ -358,5 +378,12 @@ def probe_verdict(status: int, headers: Mapping[str, str], body: bytes, now: flo
         )
     if answer["active"]:
         op = answer.get("id") or "unknown"
+        started = _started_at(answer)
+        if stale_after is not None and started is not None and now - started > stale_after:
+            return ProbeVerdict(
+                note=f"proxbox-api has reported sync {op} as running for {now - started:.0f} s, longer "
+                f"than PROXBOX_API_TIMEOUT ({stale_after:g} s); taking it as stale and running",
+                level=logging.WARNING,
+            )
         return ProbeVerdict(Outcome.skipped("busy", f"proxbox-api is already running a sync (id {op})"))
     return ProbeVerdict()

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -191,17 +192,29 @@ def test_sigterm_mid_run_cancels_after_grace_and_frees_proxbox_api(stack: Stack,
         signalled = time.monotonic()
         code = proc.terminate(timeout=grace + 25)
         took = time.monotonic() - signalled
-        assert code == 0, proc.explain()
-        assert grace - 0.3 <= took <= grace + 4, f"exited {took:.2f} s after SIGTERM\n{proc.explain()}"
-        finished = proc.events("run finished")
-        assert [r.get("outcome") for r in finished] == ["failure"], proc.explain()
-        assert "cancelled" in finished[0].get("reason", ""), finished
-        assert proc.events("stopped"), proc.explain()
-        # proxbox-api notices the closed stream and ends its run. It only notices at its next write
-        # (an event, or the keep-alive sent after 15 s of silence): 1-12 s were seen here.
-        inactive_after = stack.wait_active(False, timeout=20.0)
-        assert inactive_after is not None, f"/sync/active still active 20 s after exit: {stack.sync_active()}"
+    # the delay is cleared here, so proxbox-api reaches its next write (where it notices the
+    # closed stream) quickly; it does not notice before that
+    assert code == 0, proc.explain()
+    assert grace - 0.3 <= took <= grace + 4, f"exited {took:.2f} s after SIGTERM\n{proc.explain()}"
+    finished = proc.events("run finished")
+    assert [r.get("outcome") for r in finished] == ["failure"], proc.explain()
+    assert "cancelled" in finished[0].get("reason", ""), finished
+    assert proc.events("stopped"), proc.explain()
+    inactive_after = stack.wait_active(False, timeout=30.0)
+    if inactive_after is not None:
         print(f"proxbox-api went inactive {inactive_after:.1f} s after the scheduler exited")
+        return
+    # proxbox-api 0.0.30 never clears the run when its client hangs up during some stages
+    # (seen in the bulk reconcile of the devices stage): /sync/active then reports it forever.
+    # The scheduler must not skip every later sync because of that record: once it is older
+    # than PROXBOX_API_TIMEOUT the busy check takes it as stale and the run goes ahead.
+    answer = stack.sync_active()
+    age = time.time() - datetime.fromisoformat(answer["started_at"].replace("Z", "+00:00")).timestamp()
+    print(f"proxbox-api still reports run {answer['id']} {age:.0f} s after it started: its leak")
+    result = run_once(stack, PROXBOX_API_TIMEOUT=f"{max(5, int(age / 2))}")
+    assert result.returncode == 0, result.explain()
+    assert any("stale" in r.get("event", "") for r in result.records), result.explain()
+    assert [r.get("outcome") for r in result.events("run finished")] == ["success"], result.explain()
 
 
 # ---------------------------------------------------------------- 7. busy check

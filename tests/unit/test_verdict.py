@@ -452,3 +452,15 @@ def test_terminal_summary_keeps_counts_and_drops_the_synced_records() -> None:
     outcome = StreamVerdict().feed(Event("complete", json.dumps(body).encode()))
     assert outcome is not None and outcome.details["counts"] == {"virtual_machines": 50}
     assert outcome.degraded and outcome.details["warnings"] == 1
+
+
+def test_an_active_run_older_than_the_run_timeout_is_stale_and_does_not_block() -> None:
+    body = b'{"active":true,"started_at":"2026-11-29T19:11:43.473699Z","id":"5ae9","kind":"full-update"}'
+    started = datetime(2026, 11, 29, 19, 11, 43, 473699, tzinfo=UTC).timestamp()
+    fresh = probe_verdict(200, {}, body, started + 100, stale_after=7200)
+    assert fresh.outcome is not None and fresh.outcome.skip_reason == "busy"
+    stale = probe_verdict(200, {}, body, started + 7201, stale_after=7200)
+    assert stale.outcome is None and stale.level == logging.WARNING
+    assert "stale" in stale.note and "5ae9" in stale.note
+    undated = b'{"active":true,"started_at":null,"id":"x"}'
+    assert probe_verdict(200, {}, undated, started + 10**6, stale_after=1).outcome is not None

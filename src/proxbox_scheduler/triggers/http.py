@@ -147,7 +147,9 @@ class HttpTrigger:
         except httpx.HTTPError as exc:
             ctx.log.warning("busy check failed (%s); running anyway", self._scrub(self._explain(exc)))
             return None
-        verdict = probe_verdict(response.status_code, response.headers, body, time.time())
+        verdict = probe_verdict(
+            response.status_code, response.headers, body, time.time(), stale_after=self._config.run_timeout
+        )
         if verdict.note:
             ctx.log.log(verdict.level, verdict.note)
         return verdict.outcome
