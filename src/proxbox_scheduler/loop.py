@@ -176,15 +176,18 @@ class Scheduler:
         fire = _Fire(mono=now_m, scheduled=False) if immediate else self._first_fire()
         try:
             while await self._wait_for(fire):
-                await self.run_once()
+                await self.run_once(scheduled=True)
                 if self.stopping:
                     return
                 fire = self._next_fire()
         finally:
             self.observer.on_stop()
 
-    async def run_once(self) -> Outcome:
-        """One supervised run: timeout, shutdown grace, and no exception escapes."""
+    async def run_once(self, *, scheduled: bool = False) -> Outcome:
+        """One supervised run: timeout, shutdown grace, and no exception escapes.
+
+        ``scheduled`` runs owe the next start a pause (backoff); a lone run (`once`) does not.
+        """
         run_id = new_run_id()
         ctx = RunContext(
             run_id,
@@ -196,7 +199,7 @@ class Scheduler:
         task = asyncio.create_task(self._guarded(ctx))
         outcome = await self._supervise(task, started)
         duration = self.clock.monotonic() - started
-        self._last_wait = self._wait_after(outcome)
+        self._last_wait = self._wait_after(outcome) if scheduled else 0.0
         self.observer.on_run_end(run_id, outcome, duration, self._last_wait)
         return outcome
 

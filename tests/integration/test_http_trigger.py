@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from proxbox_scheduler import __version__
 from proxbox_scheduler.config import Config, load
@@ -410,12 +411,14 @@ def test_tls_against_a_plain_http_server(server: SSEServer, ca_file: Path) -> No
     assert outcome.reason.startswith(f"TLS handshake with https://127.0.0.1:{server.port} failed")
 
 
-def test_unreadable_ca_bundle(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.pem"
-    bad.write_text("not a certificate")
-    outcome = run(config("https://127.0.0.1:1", PROXBOX_API_CA_BUNDLE=str(bad)))
+def test_ca_bundle_spoiled_after_startup_fails_the_run_cleanly(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+    cfg = config("https://127.0.0.1:1", PROXBOX_API_CA_BUNDLE=str(bundle))  # valid at startup
+    bundle.write_text("not a certificate")
+    outcome = run(cfg)
     assert outcome.status is Status.FAILURE
-    assert outcome.reason.startswith(f"cannot load PROXBOX_API_CA_BUNDLE {bad}")
+    assert outcome.reason.startswith(f"cannot load PROXBOX_API_CA_BUNDLE {bundle}")
 
 
 def free_port() -> int:
