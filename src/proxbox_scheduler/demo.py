@@ -24,6 +24,7 @@ def _free_port(preferred: int) -> int:
     """The preferred loopback port when it is free, else one the kernel picks."""
     for port in (preferred, 0):
         with contextlib.suppress(OSError), socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
             probe.bind(("127.0.0.1", port))
             return int(probe.getsockname()[1])
     raise OSError("no free loopback port")
