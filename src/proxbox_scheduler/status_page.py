@@ -37,13 +37,23 @@ def _chart(runs: list[dict[str, Any]]) -> str:
     )
 
 
+def _short_id(run_id: str) -> str:
+    """The first block of the UUID, the whole id on hover."""
+    return f'<code title="{escape(run_id)}">{escape(run_id[:8])}</code>'
+
+
+def _when(stamp: str | None) -> str:
+    """``2026-11-29 21:27:06`` from an ISO time (the offset is the configured zone's)."""
+    return escape(stamp[:19].replace("T", " ")) if stamp else "—"
+
+
 def _rows(runs: list[dict[str, Any]]) -> str:
     rows = []
     for run in runs:
         counts = ", ".join(f"{k} {v}" for k, v in run["counts"].items())
         colour = COLOURS.get(run["outcome"], "#555")
         rows.append(
-            f"<tr><td><code>{escape(run['id'])}</code></td><td>{escape(str(run['start']))}</td>"
+            f"<tr><td>{_short_id(run['id'])}</td><td>{_when(run['start'])}</td>"
             f"<td>{run['duration_s']:.1f} s</td>"
             f'<td><span class="dot" style="background:{colour}"></span>{escape(run["outcome"])}</td>'
             f"<td>{escape(run['reason'] or '')}</td><td>{escape(counts)}</td></tr>"
@@ -54,10 +64,10 @@ def _rows(runs: list[dict[str, Any]]) -> str:
 def render(status: dict[str, Any], refresh_seconds: int = 10) -> str:
     current = status.get("current_run")
     now_line = (
-        f"running <code>{escape(current['id'])}</code> since {escape(str(current['start']))}"
+        f"run {_short_id(current['id'])} since {_when(current['start'])}"
         + (f", stage {escape(str(current['stage']))}" if current.get("stage") else "")
         if current
-        else f"waiting; next fire {escape(str(status.get('next_fire') or '—'))}"
+        else f"next fire {_when(status.get('next_fire'))}"
     )
     facts = "".join(
         f"<dt>{escape(label)}</dt><dd>{escape(str(status.get(key) or '—'))}</dd>"
