@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from proxbox_scheduler.emulator import journal_padding
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
@@ -454,6 +456,9 @@ def flood_body(events: int) -> Path:
     return _cached(f"flood-{events}.sse", build)
 
 
+NETBOX_URL = "https://netbox.example.com"
+
+
 def large_body(data_bytes: int) -> Path:
     """One ``complete`` event whose single data line is exactly ``data_bytes`` long.
 
@@ -461,37 +466,11 @@ def large_body(data_bytes: int) -> Path:
     ``--result-bytes`` padding), so parsing it builds realistic objects.
     """
 
-    def record(ident: int, comment: int) -> str:
-        return json.dumps(
-            {
-                "id": ident,
-                "url": f"https://netbox.example.com/api/extras/journal-entries/{ident}/",
-                "display": f"Journal entry {ident}",
-                "assigned_object_type": "virtualization.virtualmachine",
-                "assigned_object_id": ident % 50 + 1,
-                "kind": {"value": "info", "label": "Info"},
-                "comments": "x" * comment,
-            }
-        )
-
     def build(out: IO[bytes]) -> None:
         head = '{"ok": true, "message": "Full update sync completed.", "result": {"devices_count": 1, '
-        head += '"journal_entries": ['
-        tail = "]}}"
-        budget = data_bytes - len(head) - len(tail)
-        parts: list[str] = []
-        used, ident = 0, 0
-        while True:
-            ident += 1
-            sep = 2 if parts else 0
-            full = record(ident, 800)
-            if budget - used - sep - len(full) < len(record(ident + 1, 0)) + 2:
-                bare = len(record(ident, 0))
-                parts.append(record(ident, budget - used - sep - bare))
-                break
-            parts.append(full)
-            used += sep + len(full)
-        line = head + ", ".join(parts) + tail
+        head += '"journal_entries": '
+        tail = "}}"
+        line = head + journal_padding(data_bytes - len(head) - len(tail), NETBOX_URL, 50) + tail
         assert len(line) == data_bytes, (len(line), data_bytes)
         out.write(PRELUDE.encode())
         out.write(b"event: complete\ndata: " + line.encode() + b"\n\n")

@@ -1602,35 +1602,43 @@ class Emulator:
         budget = target - (len(base_line) - len(json.dumps(placeholder)))
         if budget < 64:
             return b""
-        nb = self.settings.netbox_url
+        return journal_padding(budget, self.settings.netbox_url, len(self._vms)).encode()
 
-        def record(ident: int, comment_len: int) -> str:
-            return json.dumps(
-                {
-                    "id": ident,
-                    "url": f"{nb}/api/extras/journal-entries/{ident}/",
-                    "display": f"Journal entry {ident}",
-                    "assigned_object_type": "virtualization.virtualmachine",
-                    "assigned_object_id": ident % max(1, len(self._vms)) + 1,
-                    "kind": {"value": "info", "label": "Info"},
-                    "comments": "x" * comment_len,
-                }
-            )
 
-        parts: list[str] = []
-        used = 2  # the enclosing brackets
-        ident = 0
-        while True:
-            ident += 1
-            full = record(ident, _PAD_RECORD_COMMENT)
-            bare = len(full) - _PAD_RECORD_COMMENT + (2 if parts else 0)  # 2: ", " separator
-            left = budget - used - bare  # comment length if this record were the last
-            if left <= 2 * (bare + _PAD_RECORD_COMMENT):
-                parts.append(record(ident, max(0, left)))
-                break
-            parts.append(full)
-            used += bare + _PAD_RECORD_COMMENT
-        return ("[" + ", ".join(parts) + "]").encode()
+def journal_padding(budget: int, netbox_url: str, vm_count: int) -> str:
+    """A JSON list of NetBox journal-entry records exactly ``budget`` characters long.
+
+    Stands in for the synced records a large cluster's ``complete`` event carries;
+    the benchmarks use it too, so their big events look like the emulator's.
+    """
+
+    def record(ident: int, comment_len: int) -> str:
+        return json.dumps(
+            {
+                "id": ident,
+                "url": f"{netbox_url}/api/extras/journal-entries/{ident}/",
+                "display": f"Journal entry {ident}",
+                "assigned_object_type": "virtualization.virtualmachine",
+                "assigned_object_id": ident % max(1, vm_count) + 1,
+                "kind": {"value": "info", "label": "Info"},
+                "comments": "x" * comment_len,
+            }
+        )
+
+    parts: list[str] = []
+    used = 2  # the enclosing brackets
+    ident = 0
+    while True:
+        ident += 1
+        full = record(ident, _PAD_RECORD_COMMENT)
+        bare = len(full) - _PAD_RECORD_COMMENT + (2 if parts else 0)  # 2: ", " separator
+        left = budget - used - bare  # comment length if this record were the last
+        if left <= 2 * (bare + _PAD_RECORD_COMMENT):
+            parts.append(record(ident, max(0, left)))
+            break
+        parts.append(full)
+        used += bare + _PAD_RECORD_COMMENT
+    return "[" + ", ".join(parts) + "]"
 
 
 # -- command line ------------------------------------------------------------------------
