@@ -149,7 +149,6 @@ class Scheduler:
         self._origin = 0.0  # interval grid origin (monotonic)
         self._index = 0  # grid slot of the last scheduled run
         self._last_fire: datetime | None = None  # cron fire of the last run
-        self._last_wait = 0.0  # pause owed after the last run
 
     # ------------------------------------------------------------ control
 
@@ -176,17 +175,22 @@ class Scheduler:
         fire = _Fire(mono=now_m, scheduled=False) if immediate else self._first_fire()
         try:
             while await self._wait_for(fire):
-                await self.run_once(scheduled=True)
+                _, wait = await self._run(scheduled=True)
                 if self.stopping:
                     return
-                fire = self._next_fire()
+                fire = self._next_fire(wait)
         finally:
             self.observer.on_stop()
 
-    async def run_once(self, *, scheduled: bool = False) -> Outcome:
+    async def run_once(self) -> Outcome:
+        """A lone run (`once`): nothing follows it, so it owes no pause."""
+        outcome, _ = await self._run(scheduled=False)
+        return outcome
+
+    async def _run(self, *, scheduled: bool) -> tuple[Outcome, float]:
         """One supervised run: timeout, shutdown grace, and no exception escapes.
 
-        ``scheduled`` runs owe the next start a pause (backoff); a lone run (`once`) does not.
+        Returns the outcome and the pause a scheduled run owes the next start (backoff).
         """
         run_id = new_run_id()
         ctx = RunContext(
@@ -199,9 +203,9 @@ class Scheduler:
         task = asyncio.create_task(self._guarded(ctx))
         outcome = await self._supervise(task, started)
         duration = self.clock.monotonic() - started
-        self._last_wait = self._wait_after(outcome) if scheduled else 0.0
-        self.observer.on_run_end(run_id, outcome, duration, self._last_wait)
-        return outcome
+        wait = self._wait_after(outcome) if scheduled else 0.0
+        self.observer.on_run_end(run_id, outcome, duration, wait)
+        return outcome, wait
 
     # ------------------------------------------------------------ one run
 
@@ -306,8 +310,7 @@ class Scheduler:
         self._last_fire = fire
         return _Fire(wall=fire)
 
-    def _next_fire(self) -> _Fire:
-        wait = self._last_wait
+    def _next_fire(self, wait: float) -> _Fire:
         kind = self.settings.mode.kind
         if kind == "continuous":
             return _Fire(mono=self.clock.monotonic() + wait, scheduled=False)
