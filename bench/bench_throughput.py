@@ -27,8 +27,8 @@ from common import (
     once_against,
 )
 
-from proxbox_scheduler.sse import SSEDecoder
-from proxbox_scheduler.verdict import StreamVerdict
+from proxbox_scheduler.proxbox.sse import SSEDecoder
+from proxbox_scheduler.proxbox.verdict import StreamVerdict
 
 B = "throughput"
 TARGET_EPS = 500_000

@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from proxbox_scheduler.clock import Clock
+from proxbox_scheduler.core.clock import Clock
 
 T = TypeVar("T")
 

@@ -13,37 +13,32 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from proxbox_scheduler import __version__
-from proxbox_scheduler.config import Config, ConfigError, load, mode_is_off, read_variable
-from proxbox_scheduler.logs import setup_logging
-from proxbox_scheduler.outcome import Status
-from proxbox_scheduler.schedule import ModeError, parse_mode
+from proxbox_scheduler.config import Config, ConfigError, load, name_of, read, read_or_default
+from proxbox_scheduler.core.outcome import Status
+from proxbox_scheduler.core.schedule import ModeError, ModeKind, parse_mode
+from proxbox_scheduler.telemetry.logs import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 PROG = "proxbox-scheduler"
 
-# flag -> the variable it overrides
 OVERRIDES = {
-    "mode": "PROXBOX_MODE",
-    "tz": "PROXBOX_SCHEDULER_TZ",
-    "invoke": "PROXBOX_SCHEDULER_INVOKE",
-    "api_url": "PROXBOX_API_URL",
-    "http_port": "PROXBOX_SCHEDULER_HTTP_PORT",
-    "log_level": "PROXBOX_SCHEDULER_LOG_LEVEL",
+    "mode": "off, continuous, interval=<s>, cron=<expr>",
+    "tz": "IANA zone for cron",
+    "invoke": "http or exec",
+    "api_url": "base URL of proxbox-api",
+    "http_port": "status server port, 0 = off",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
+"""Config attribute -> help: each flag overrides the variable that sets that attribute."""
 
 
 def _settings_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = flags.add_argument_group("settings (override the environment)")
-    group.add_argument("--mode", help="PROXBOX_MODE: off, continuous, interval=<s>, cron=<expr>")
-    group.add_argument("--tz", help="PROXBOX_SCHEDULER_TZ: IANA zone for cron")
-    group.add_argument("--invoke", help="PROXBOX_SCHEDULER_INVOKE: http or exec")
-    group.add_argument("--api-url", help="PROXBOX_API_URL: base URL of proxbox-api")
-    group.add_argument("--http-port", help="PROXBOX_SCHEDULER_HTTP_PORT: status server port, 0 = off")
-    group.add_argument("--log-level", help="PROXBOX_SCHEDULER_LOG_LEVEL")
+    for attr, meaning in OVERRIDES.items():
+        group.add_argument(f"--{attr.replace('_', '-')}", dest=attr, help=f"{name_of(attr)}: {meaning}")
     return flags
 
 
@@ -81,10 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 def effective_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
     """The environment with command-line overrides applied."""
     env = dict(environ)
-    for attr, name in OVERRIDES.items():
+    for attr in OVERRIDES:
         value = getattr(args, attr, None)
         if value is not None:
-            env[name] = value
+            env[name_of(attr)] = value
     return env
 
 
@@ -95,26 +90,17 @@ def _fail_config(exc: ConfigError) -> int:
 
 def _setup_logging_leniently(env: Mapping[str, str]) -> None:
     """Logging for paths that must not fail on other variables (mode off): bad values fall back."""
-
-    def value_or_default(name: str) -> Any:
-        try:
-            return read_variable(name, env)
-        except ConfigError:
-            return read_variable(name, {})
-
-    setup_logging(
-        value_or_default("PROXBOX_SCHEDULER_LOG_LEVEL"), value_or_default("PROXBOX_SCHEDULER_LOG_JSON")
-    )
+    setup_logging(read_or_default("log_level", env), read_or_default("log_json", env))
 
 
 def cmd_run(env: Mapping[str, str]) -> int:
-    if mode_is_off(env):
-        _setup_logging_leniently(env)
-        logging.getLogger("proxbox_scheduler").info(
-            "scheduling is disabled (PROXBOX_MODE=off); exiting", extra={"mode": "off"}
-        )
-        return EXIT_OK
     try:
+        if read("mode", env).kind is ModeKind.OFF:
+            _setup_logging_leniently(env)
+            logging.getLogger("proxbox_scheduler").info(
+                f"scheduling is disabled ({name_of('mode')}=off); exiting", extra={"mode": "off"}
+            )
+            return EXIT_OK
         config = load(env)
     except ConfigError as exc:
         return _fail_config(exc)
@@ -133,12 +119,12 @@ def cmd_once(env: Mapping[str, str]) -> int:
         config = load(env, need_target=True)
     except ConfigError as exc:
         return _fail_config(exc)
-    from proxbox_scheduler.loop import Observer
+    from proxbox_scheduler.core.observer import Observer
     from proxbox_scheduler.service import Service
 
     observers: list[Observer] = []
     if sys.stdout.isatty():
-        from proxbox_scheduler.progress import TerminalProgress
+        from proxbox_scheduler.telemetry.progress import TerminalProgress
 
         # the bar replaces the INFO lines; warnings and errors still print
         setup_logging(max(config.log_level, "WARNING", key=logging.getLevelName), config.log_json)
@@ -168,7 +154,7 @@ def _parse_start(raw: str | None, config: Config) -> datetime:
 
 
 def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
-    from proxbox_scheduler.schedule import upcoming
+    from proxbox_scheduler.core.schedule import upcoming
 
     try:
         config = load(env)
@@ -183,9 +169,9 @@ def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
     print(
         f"# configuration valid: mode {mode}, zone {config.tz.key}, invoke {config.invoke}", file=sys.stderr
     )
-    if mode.kind == "off":
+    if mode.kind is ModeKind.OFF:
         print("# scheduling is disabled: `run` exits 0 at once", file=sys.stderr)
-    elif mode.kind == "continuous":
+    elif mode.kind is ModeKind.CONTINUOUS:
         print("# continuous: each run starts as soon as the previous one succeeded", file=sys.stderr)
     try:
         for fire in upcoming(mode, start, config.tz, count):
@@ -230,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_healthcheck(env: Mapping[str, str], port: int | None, max_age: float | None) -> int:
-    from proxbox_scheduler.healthcheck import check
+    from proxbox_scheduler.ops.healthcheck import check
 
     try:
         healthy, why = check(env, port, max_age)

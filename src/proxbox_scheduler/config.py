@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import shlex
 import shutil
 import ssl
@@ -21,7 +20,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from proxbox_scheduler.schedule import Mode, ModeError, parse_mode
+from proxbox_scheduler.core.loop import LoopSettings
+from proxbox_scheduler.core.schedule import Mode, ModeError, ModeKind, parse_mode
+from proxbox_scheduler.redact import redact_url
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
@@ -225,7 +226,6 @@ class Variable:
     parse: Callable[[str], Any]
     doc: str
     secret: bool = False
-    trim: bool = True
 
 
 GiB = 1024**3
@@ -417,6 +417,12 @@ VARIABLES: tuple[Variable, ...] = (
     ),
 )
 BY_NAME = {v.name: v for v in VARIABLES}
+BY_ATTR = {v.attr: v for v in VARIABLES}
+
+
+def name_of(attr: str) -> str:
+    """The variable that sets ``Config.<attr>``, for messages that tell the operator what to change."""
+    return BY_ATTR[attr].name
 
 
 @dataclass(frozen=True)
@@ -460,6 +466,20 @@ class Config:
         query = urlencode(self.sync_params)
         return redact_url(self.api_url or "") + self.sync_path + (f"?{query}" if query else "")
 
+    def loop_settings(self) -> LoopSettings:
+        """The loop's view of this configuration."""
+        return LoopSettings(
+            mode=self.mode,
+            tz=self.tz,
+            backoff=self.backoff,
+            backoff_max=self.backoff_max,
+            run_timeout=self.run_timeout,
+            jitter=self.jitter,
+            shutdown_grace=self.shutdown_grace,
+            run_on_start=self.run_on_start,
+            timeout_name=name_of("run_timeout"),
+        )
+
     def public(self) -> dict[str, Any]:
         """The effective configuration with secrets redacted, for the startup log line."""
         shown: dict[str, Any] = {}
@@ -467,7 +487,7 @@ class Config:
             value = getattr(self, var.attr)
             if var.secret:
                 value = "<set>" if value else ""
-            elif var.name in ("PROXBOX_API_URL", "PROXBOX_SCHEDULER_PING_URL") and value:
+            elif var.parse is _optional_url and value:
                 value = redact_url(value)
             elif isinstance(value, (Mode, ZoneInfo, Path)):
                 value = str(value)
@@ -479,25 +499,11 @@ class Config:
         return shown
 
 
-_USERINFO = re.compile(r"(?<=//)[^/?#@]*@")
-
-
-def redact_url(url: str) -> str:
-    """Hide user:password in a URL wherever it is shown (also in URLs that do not parse)."""
-    return _USERINFO.sub("***@", url)
-
-
-def local_address(bind_host: str) -> str:
-    """The address to reach a server bound to ``bind_host`` from this machine."""
-    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_host, bind_host)
-
-
 def _read(var: Variable, env: Mapping[str, str]) -> Any:
     raw = env.get(var.name)
     if raw is None:
         raw = var.default
-    if var.trim:
-        raw = raw.strip()
+    raw = raw.strip()
     try:
         return var.parse(raw)
     except ValueError as exc:
@@ -505,14 +511,17 @@ def _read(var: Variable, env: Mapping[str, str]) -> Any:
         raise ConfigError(var.name, shown, str(exc)) from None
 
 
-def read_variable(name: str, env: Mapping[str, str]) -> Any:
-    """One variable parsed on its own (for commands that need only a few, like healthcheck)."""
-    return _read(BY_NAME[name], env)
+def read(attr: str, env: Mapping[str, str]) -> Any:
+    """One setting parsed on its own (for commands that need only a few, like healthcheck)."""
+    return _read(BY_ATTR[attr], env)
 
 
-def mode_is_off(env: Mapping[str, str]) -> bool:
-    """True when scheduling is disabled; checked before anything else is validated."""
-    return env.get("PROXBOX_MODE", "").strip().lower() in ("", "off")
+def read_or_default(attr: str, env: Mapping[str, str]) -> Any:
+    """One setting, its default when the value is invalid (logging set up before validation)."""
+    try:
+        return read(attr, env)
+    except ConfigError:
+        return read(attr, {})
 
 
 def unknown_variable_warnings(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -553,7 +562,7 @@ def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = Non
     env = os.environ if env is None else env
     values = {var.attr: _read(var, env) for var in VARIABLES}
     _resolve_key(values, env)
-    if need_target or (need_target is None and values["mode"].kind != "off"):
+    if need_target or (need_target is None and values["mode"].kind is not ModeKind.OFF):
         _check_invoke(values, env)
     return Config(**values, warnings=_warnings(values, env))
 
@@ -564,38 +573,40 @@ def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
         return
     if values["api_key"]:
         raise ConfigError(
-            "PROXBOX_API_KEY_FILE",
+            name_of("api_key_file"),
             str(key_file),
-            "set either PROXBOX_API_KEY or PROXBOX_API_KEY_FILE, not both",
+            f"set either {name_of('api_key')} or {name_of('api_key_file')}, not both",
         )
     try:
         key = key_file.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            "PROXBOX_API_KEY_FILE", str(key_file), f"expected a readable UTF-8 file ({type(exc).__name__})"
+            name_of("api_key_file"), str(key_file), f"expected a readable UTF-8 file ({type(exc).__name__})"
         ) from None
     if not key.strip():
-        raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file), "expected a file holding the API key")
+        raise ConfigError(name_of("api_key_file"), str(key_file), "expected a file holding the API key")
     try:
         values["api_key"] = _api_key(key)
     except ValueError as exc:
-        raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file), f"the key in it is invalid: {exc}") from None
+        raise ConfigError(
+            name_of("api_key_file"), str(key_file), f"the key in it is invalid: {exc}"
+        ) from None
 
 
 def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:
     if values["invoke"] == "http":
         if not values["api_url"]:
             raise ConfigError(
-                "PROXBOX_API_URL",
-                env.get("PROXBOX_API_URL", ""),
-                "required with PROXBOX_SCHEDULER_INVOKE=http, e.g. http://proxbox-api:8000",
+                name_of("api_url"),
+                env.get(name_of("api_url"), ""),
+                f"required with {name_of('invoke')}=http, e.g. http://proxbox-api:8000",
             )
         return
     argv: tuple[str, ...] = values["exec_cmd"]
     cwd: Path | None = values["exec_cwd"]
     if not _executable_exists(argv[0], cwd):
         raise ConfigError(
-            "PROXBOX_SCHEDULER_EXEC_CMD",
+            name_of("exec_cmd"),
             shlex.join(argv),
             f"executable {argv[0]!r} not found on PATH or not executable",
         )
@@ -611,5 +622,5 @@ def _executable_exists(program: str, cwd: Path | None) -> bool:
 def _warnings(values: dict[str, Any], env: Mapping[str, str]) -> tuple[str, ...]:
     found = list(unknown_variable_warnings(env))
     if values["invoke"] == "http" and not values["verify_ssl"]:
-        found.append("PROXBOX_API_VERIFY_SSL=false: proxbox-api's TLS certificate is not verified")
+        found.append(f"{name_of('verify_ssl')}=false: proxbox-api's TLS certificate is not verified")
     return tuple(found)

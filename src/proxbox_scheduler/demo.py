@@ -11,10 +11,11 @@ import contextlib
 import logging
 import socket
 
-from proxbox_scheduler.config import load
+from proxbox_scheduler.config import load, name_of
 from proxbox_scheduler.emulator import Emulator, EmulatorSettings
-from proxbox_scheduler.logs import setup_logging
+from proxbox_scheduler.ops.address import base_url
 from proxbox_scheduler.service import Service
+from proxbox_scheduler.telemetry.logs import setup_logging
 
 DEMO_KEY = "demo-key-0123456789abcdef0123456789abcdef"
 PREFERRED_PORT = 9750
@@ -37,20 +38,19 @@ def run_demo(*, interval: float = 6.0, duration: float | None = None, json_logs:
     )
     emulator.start()
     http_port = _free_port(PREFERRED_PORT)
-    config = load(
-        {
-            "PROXBOX_MODE": f"interval={interval:g}",
-            "PROXBOX_API_URL": emulator.url,
-            "PROXBOX_API_KEY": DEMO_KEY,
-            "PROXBOX_SCHEDULER_RUN_ON_START": "true",
-            "PROXBOX_SCHEDULER_BACKOFF_ON_ERROR_SECONDS": f"{interval * 1.5:g}",
-            "PROXBOX_SCHEDULER_HTTP_HOST": "127.0.0.1",
-            "PROXBOX_SCHEDULER_HTTP_PORT": str(http_port),
-            "PROXBOX_SCHEDULER_LOG_JSON": "true" if json_logs else "false",
-        }
-    )
-    setup_logging("INFO", json_logs)
-    base = f"http://127.0.0.1:{http_port}"
+    settings = {
+        "mode": f"interval={interval:g}",
+        "api_url": emulator.url,
+        "api_key": DEMO_KEY,
+        "run_on_start": "true",
+        "backoff": f"{interval * 1.5:g}",
+        "http_host": "127.0.0.1",
+        "http_port": str(http_port),
+        "log_json": "true" if json_logs else "false",
+    }
+    config = load({name_of(attr): value for attr, value in settings.items()})
+    setup_logging(config.log_level, config.log_json)
+    base = base_url(config.http_host, config.http_port)
     print(
         f"proxbox-scheduler demo: interval={interval:g}s against the proxbox-api emulator at {emulator.url}\n"
         f"  status page  {base}/\n  status JSON  {base}/status\n  metrics      {base}/metrics\n"

@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from proxbox_scheduler.verdict import STAGES
+from proxbox_scheduler.proxbox.protocol import STAGES
 
 # proxbox-api announces the stages in a different order than it runs them
 # (sample-stream-ok.txt); a client must not rely on the announced order.

@@ -16,18 +16,20 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from proxbox_scheduler import __version__
-from proxbox_scheduler.clock import Clock
-from proxbox_scheduler.config import Config, ConfigError
-from proxbox_scheduler.logs import LogObserver
-from proxbox_scheduler.loop import CANCEL_WAIT_SECONDS, LoopSettings, Observer, Observers, Scheduler
-from proxbox_scheduler.metrics import Metrics
-from proxbox_scheduler.outcome import Outcome
-from proxbox_scheduler.status import LoopProbe, StatusStore
+from proxbox_scheduler.config import Config, ConfigError, name_of
+from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.loop import CANCEL_WAIT_SECONDS, Scheduler
+from proxbox_scheduler.core.observer import FanOut, Observer
+from proxbox_scheduler.core.outcome import Outcome
+from proxbox_scheduler.core.trigger import Trigger
+from proxbox_scheduler.ops.address import base_url
+from proxbox_scheduler.telemetry.log_observer import LogObserver
+from proxbox_scheduler.telemetry.metrics import Metrics
+from proxbox_scheduler.telemetry.status import LoopProbe, StatusStore
 from proxbox_scheduler.triggers import make_trigger
-from proxbox_scheduler.triggers.base import Trigger
 
 if TYPE_CHECKING:
-    from proxbox_scheduler.server import OpsServer
+    from proxbox_scheduler.ops.server import OpsServer
 
 log = logging.getLogger("proxbox_scheduler")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -46,7 +48,7 @@ class Service:
     ) -> None:
         self.config = config
         self.clock = clock or Clock()
-        self.trigger = trigger or make_trigger(config)
+        self.trigger = trigger or make_trigger(config, self.clock)
         self.metrics = Metrics(version=__version__, mode=str(config.mode), invoke=config.invoke)
         self.status = StatusStore(
             {
@@ -62,16 +64,15 @@ class Service:
         # state first, then the log line: whoever reads "run finished" finds /status updated
         telemetry: list[Observer] = [self.metrics, self.status, LogObserver(str(config.mode))]
         if config.ping_url:
-            from proxbox_scheduler.ping import Pinger
+            from proxbox_scheduler.telemetry.ping import Pinger
 
             telemetry.append(Pinger(config.ping_url))
         self.scheduler = Scheduler(
-            LoopSettings.from_config(config),
+            config.loop_settings(),
             self.trigger,
             clock=self.clock,
-            observer=Observers([*telemetry, *(observers or [])]),
+            observer=FanOut([*telemetry, *(observers or [])]),
         )
-        self.http_port: int | None = None
 
     def _announce(self, command: str) -> None:
         log.info(
@@ -111,7 +112,7 @@ class Service:
     def _start_ops_server(self) -> OpsServer | None:
         if not self.config.http_port:
             return None
-        from proxbox_scheduler.server import OpsServer
+        from proxbox_scheduler.ops.server import OpsServer
 
         host, port = self.config.http_host, self.config.http_port
         try:
@@ -119,15 +120,14 @@ class Service:
         except OSError as exc:
             # a port in use or not allowed is the port's fault; anything else (no such address) the host's
             blame = (
-                ("PROXBOX_SCHEDULER_HTTP_PORT", str(port))
+                (name_of("http_port"), str(port))
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES)
-                else ("PROXBOX_SCHEDULER_HTTP_HOST", host)
+                else (name_of("http_host"), host)
             )
             why = exc.strerror or str(exc)
             raise ConfigError(*blame, f"cannot listen on {host}:{port} ({why})") from None
         ops.start()
-        self.http_port = ops.port
-        log.info("status server listening", extra={"url": f"http://{host}:{ops.port}/"})
+        log.info("status server listening", extra={"url": base_url(host, ops.port) + "/"})
         return ops
 
     @contextlib.asynccontextmanager

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from proxbox_scheduler.verdict import STAGES
+from proxbox_scheduler.proxbox.protocol import STAGES
 from tests.e2e.conftest import SchedulerProcess, Stack, parse_ts, run_once
 
 pytestmark = pytest.mark.e2e

@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 
 from proxbox_scheduler import cli, config
-from proxbox_scheduler import healthcheck as health
 from proxbox_scheduler.config import BY_NAME
-from proxbox_scheduler.schedule import parse_mode
+from proxbox_scheduler.core.schedule import parse_mode
+from proxbox_scheduler.ops import healthcheck as health
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

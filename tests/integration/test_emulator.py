@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from proxbox_scheduler.emulator import Emulator, EmulatorSettings
-from proxbox_scheduler.verdict import STAGES
+from proxbox_scheduler.proxbox.protocol import STAGES
 
 KEY = "emulator-test-key"
 AUTH = {"X-Proxbox-API-Key": KEY}

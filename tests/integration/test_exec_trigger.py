@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from proxbox_scheduler.config import load
-from proxbox_scheduler.outcome import Outcome, Status
-from proxbox_scheduler.triggers.base import RunContext, RunLogAdapter
+from proxbox_scheduler.core.outcome import Outcome, Status
+from proxbox_scheduler.core.trigger import RunContext, RunLogAdapter
 from proxbox_scheduler.triggers.exec import LINE_LIMIT, ExecTrigger
 
 GUARD_SECONDS = 60.0

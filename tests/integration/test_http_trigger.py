@@ -8,7 +8,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Mapping
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,10 @@ import trustme
 
 from proxbox_scheduler import __version__
 from proxbox_scheduler.config import Config, load
-from proxbox_scheduler.outcome import Outcome, Status
-from proxbox_scheduler.triggers.base import RunContext
+from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.outcome import Outcome, Status
+from proxbox_scheduler.core.outcome import Progress as ProgressRecord
+from proxbox_scheduler.core.trigger import RunContext
 from proxbox_scheduler.triggers.http import HttpTrigger
 from tests.sse_server import Pause, Reply, Signal, SSEServer, Stall, json_reply, sse
 
@@ -59,9 +60,9 @@ class Progress:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.started: asyncio.Event | None = None
 
-    def __call__(self, kind: str, fields: Mapping[str, Any]) -> None:
-        self.calls.append((kind, dict(fields)))
-        if kind == "stage_started" and self.started is not None:
+    def __call__(self, progress: ProgressRecord) -> None:
+        self.calls.append((progress.kind, progress.fields()))
+        if progress.kind == "stage_started" and self.started is not None:
             self.started.set()
 
 
@@ -70,7 +71,7 @@ def context(progress: Progress | None = None) -> RunContext:
 
 
 def run(cfg: Config, progress: Progress | None = None) -> Outcome:
-    trigger = HttpTrigger(cfg)
+    trigger = HttpTrigger(cfg, Clock())
 
     async def go() -> Outcome:
         try:
@@ -99,13 +100,13 @@ def test_real_capture_over_the_wire(server: SSEServer, caplog: pytest.LogCapture
     assert outcome.details["counts"]["devices"] == 1
     assert outcome.details["counts"]["virtual_machines"] == 2
     kinds = [kind for kind, _ in progress.calls]
-    assert kinds == ["stage_started", "stage_completed"] * 12
-    assert progress.calls[1][1] == {
+    assert kinds == ["stream_started"] + ["stage_started", "stage_completed"] * 12
+    assert progress.calls[2][1] == {
         "stage": "devices",
         "index": 1,
         "total": 12,
         "count": 1,
-        "duration_seconds": 1.207,
+        "duration_s": 1.207,
     }
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert "stage devices started (1/12)" in messages
@@ -203,7 +204,7 @@ def test_frames_split_at_every_byte(server: SSEServer) -> None:
 
 def test_frames_split_at_every_boundary(server: SSEServer) -> None:
     cfg = config(server.url)
-    trigger = HttpTrigger(cfg)
+    trigger = HttpTrigger(cfg, Clock())
 
     async def every_split() -> list[Outcome]:
         outcomes = []
@@ -303,7 +304,7 @@ def test_keepalive_only_stream_is_left_to_the_total_timeout(server: SSEServer) -
     for _ in range(100):
         body += [b": keepalive\n\n", Pause(0.1)]
     server.route(STREAM, sse(*body))
-    trigger = HttpTrigger(config(server.url, PROXBOX_API_IDLE_TIMEOUT="0.6"))
+    trigger = HttpTrigger(config(server.url, PROXBOX_API_IDLE_TIMEOUT="0.6"), Clock())
     with pytest.raises(TimeoutError):
         asyncio.run(asyncio.wait_for(trigger.run(context()), 2.0))
 
@@ -522,7 +523,7 @@ def test_key_never_logged_nor_in_reasons(
 def test_cancellation_closes_the_connection_promptly(server: SSEServer) -> None:
     sent = threading.Event()
     server.route(STREAM, sse(STARTED, Signal(sent), Stall()))
-    trigger = HttpTrigger(config(server.url))
+    trigger = HttpTrigger(config(server.url), Clock())
     progress = Progress()
 
     async def cancel_mid_stream() -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,13 +12,23 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from proxbox_scheduler.loop import CRON_POLL_SECONDS, LoopSettings, Observer, Scheduler
-from proxbox_scheduler.outcome import Outcome, Status
-from proxbox_scheduler.schedule import parse_mode
-from proxbox_scheduler.triggers.base import RunContext
+from proxbox_scheduler.config import load
+from proxbox_scheduler.core.loop import CRON_POLL_SECONDS, LoopSettings, Scheduler
+from proxbox_scheduler.core.observer import Observer
+from proxbox_scheduler.core.outcome import Outcome, Status
+from proxbox_scheduler.core.schedule import parse_mode
+from proxbox_scheduler.core.trigger import RunContext
 from tests.conftest import FakeClock, run_virtual
 
 UTCZ = ZoneInfo("UTC")
+
+
+def loop_settings(mode: str, **overrides: Any) -> LoopSettings:
+    """The loop's view of the default configuration, with a mode and some values replaced."""
+    defaults = load({}).loop_settings()
+    return dataclasses.replace(defaults, mode=parse_mode(mode), **{"tz": UTCZ, **overrides})
+
+
 OK = Outcome.success()
 FAIL = Outcome.failure("boom")
 AUTH = Outcome.failure("API key rejected (HTTP 401)", auth_rejected=True)
@@ -91,10 +102,10 @@ def play(
     clock = clock or FakeClock()
     script = Script(clock, steps)
     recorder = Recorder()
-    loop_settings = LoopSettings(mode=parse_mode(mode), tz=settings.pop("tz", UTCZ), **settings)
+    settings_view = loop_settings(mode, **settings)
 
     async def main() -> None:
-        scheduler = Scheduler(loop_settings, script, clock=clock, observer=recorder, rng=rng)
+        scheduler = Scheduler(settings_view, script, clock=clock, observer=recorder, rng=rng)
         script.scheduler = scheduler
         if before:
             before(asyncio.get_running_loop(), clock, scheduler)
@@ -275,7 +286,7 @@ def test_cron_run_on_start_runs_now_then_at_the_next_fire() -> None:
 
 
 def test_cron_daily_job_runs_once_on_a_fall_back_night(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("proxbox_scheduler.loop.CRON_POLL_SECONDS", 600.0)  # days pass: poll less
+    monkeypatch.setattr("proxbox_scheduler.core.loop.CRON_POLL_SECONDS", 600.0)  # days pass: poll less
     ny = ZoneInfo("America/New_York")
     clock = FakeClock(datetime(2026, 10, 31, 12, 0, tzinfo=ny).astimezone(UTC))
     script, _ = play("cron=30 1 * * *", [Step(60)] * 3, clock=clock, tz=ny)
@@ -336,7 +347,7 @@ def test_run_once_returns_the_outcome_and_names_the_run() -> None:
     recorder = Recorder()
 
     async def main() -> Outcome:
-        settings = LoopSettings(mode=parse_mode("off"), tz=UTCZ)
+        settings = loop_settings("off")
         return await Scheduler(settings, script, clock=clock, observer=recorder).run_once()
 
     assert run_virtual(main()) == FAIL

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxbox_scheduler.schedule import (
+from proxbox_scheduler.core.schedule import (
     Mode,
     ModeError,
     cron_fires,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxbox_scheduler.sse import Event, EventTooLarge, SSEDecoder
+from proxbox_scheduler.proxbox.sse import Event, EventTooLarge, SSEDecoder
 
 
 def decode(*chunks: bytes, **kw: int) -> list[Event]:

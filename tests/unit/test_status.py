@@ -7,10 +7,10 @@ from html.parser import HTMLParser
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxbox_scheduler.metrics import Metrics
-from proxbox_scheduler.outcome import Outcome
-from proxbox_scheduler.status import HISTORY, LOOP_ANSWER_SECONDS, StatusStore
-from proxbox_scheduler.status_page import render
+from proxbox_scheduler.core.outcome import Outcome, Progress, ProgressKind
+from proxbox_scheduler.ops.page import render
+from proxbox_scheduler.telemetry.metrics import Metrics
+from proxbox_scheduler.telemetry.status import HISTORY, LOOP_ANSWER_SECONDS, StatusStore
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 
@@ -78,9 +78,9 @@ def test_history_keeps_the_last_twenty_newest_first_with_counts() -> None:
 def test_current_run_follows_stage_progress() -> None:
     store = _store(Ticker())
     store.on_run_start("r1", T0)
-    store.on_progress("r1", "stage_started", {"stage": "devices", "total": 12})
-    store.on_progress("r1", "stage_completed", {"stage": "devices"})
-    store.on_progress("other", "stage_started", {"stage": "ignored"})
+    store.on_progress("r1", Progress(ProgressKind.STAGE_STARTED, stage="devices", total=12))
+    store.on_progress("r1", Progress(ProgressKind.STAGE_COMPLETED, stage="devices"))
+    store.on_progress("other", Progress(ProgressKind.STAGE_STARTED, stage="ignored"))
     current = store.snapshot()["current_run"]
     assert current["stage"] == "devices" and current["stages_done"] == 1 and current["stages_total"] == 12
     assert store.snapshot()["state"] == "running"

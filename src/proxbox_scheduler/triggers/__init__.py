@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from proxbox_scheduler.config import Config
-    from proxbox_scheduler.triggers.base import Trigger
+    from proxbox_scheduler.core.clock import Clock
+    from proxbox_scheduler.core.trigger import Trigger
 
 
-def make_trigger(config: Config) -> Trigger:
+def make_trigger(config: Config, clock: Clock) -> Trigger:
     """The trigger the configuration asks for (imported lazily: exec needs no HTTP stack)."""
     if config.invoke == "exec":
         from proxbox_scheduler.triggers.exec import ExecTrigger
@@ -17,4 +18,4 @@ def make_trigger(config: Config) -> Trigger:
         return ExecTrigger(config)
     from proxbox_scheduler.triggers.http import HttpTrigger
 
-    return HttpTrigger(config)
+    return HttpTrigger(config, clock)

@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Awaitable
 
 from proxbox_scheduler.config import Config
-from proxbox_scheduler.outcome import Outcome
-from proxbox_scheduler.triggers.base import RunContext
+from proxbox_scheduler.core.outcome import Outcome
+from proxbox_scheduler.core.trigger import RunContext
 
 LINE_LIMIT = 4000
 """Bytes of one output line kept for the log; the rest is counted, not stored."""

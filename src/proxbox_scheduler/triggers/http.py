@@ -13,44 +13,45 @@ import dataclasses
 import logging
 import socket
 import ssl
-import time
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 from proxbox_scheduler import __version__
-from proxbox_scheduler.config import Config, redact_url
-from proxbox_scheduler.outcome import Outcome
-from proxbox_scheduler.sse import Event, EventTooLarge, SSEDecoder
-from proxbox_scheduler.triggers.base import RunContext
-from proxbox_scheduler.verdict import (
-    Milestone,
-    StreamVerdict,
-    clip,
+from proxbox_scheduler.config import Config, name_of
+from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.outcome import Outcome
+from proxbox_scheduler.core.trigger import RunContext
+from proxbox_scheduler.proxbox.answers import (
+    SettingNames,
     is_event_stream,
     not_event_stream,
     probe_verdict,
     status_outcome,
 )
+from proxbox_scheduler.proxbox.payload import clip
+from proxbox_scheduler.proxbox.protocol import ACTIVE_PATH, EVENT_STREAM, KEY_HEADER
+from proxbox_scheduler.proxbox.sse import Event, EventTooLarge, SSEDecoder
+from proxbox_scheduler.proxbox.verdict import Milestone, StreamVerdict
+from proxbox_scheduler.redact import redact_url
 
-KEY_HEADER = "X-Proxbox-API-Key"
-ACTIVE_PATH = "/sync/active"
+NAMES = SettingNames(url=name_of("api_url"), path=name_of("sync_path"), timeout=name_of("run_timeout"))
 ERROR_BODY_BYTES = 64 * 1024
 """How much of a non-200 body is read to quote from; the rest is never downloaded."""
 DEBUG_PREVIEW_CHARS = 300
-PROGRESS_KINDS = frozenset({"stage_started", "stage_completed"})
-_LOG_NAMES = {"created": "objects_created", "updated": "objects_updated", "duration_seconds": "duration_s"}
+_LOG_NAMES = {"created": "objects_created", "updated": "objects_updated"}
 """Progress fields renamed for log records (``created`` is a LogRecord attribute)."""
 
 
 class HttpTrigger:
     """Calls ``GET {api_url}{sync_path}`` and turns the stream into an Outcome."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock) -> None:
         if not config.api_url:
-            raise ValueError("HttpTrigger needs PROXBOX_API_URL")
+            raise ValueError(f"HttpTrigger needs {NAMES.url}")
         self._config = config
+        self._clock = clock
         parts = urlsplit(config.api_url)
         # Credentials in the URL go out as Basic auth, never inside a URL that httpx would log.
         self._auth = (
@@ -97,7 +98,7 @@ class HttpTrigger:
         try:
             verify = self._verify()
         except (OSError, ssl.SSLError) as exc:
-            return Outcome.failure(f"cannot load PROXBOX_API_CA_BUNDLE {self._config.ca_bundle}: {exc}")
+            return Outcome.failure(f"cannot load {name_of('ca_bundle')} {self._config.ca_bundle}: {exc}")
         client = self._client_for_this_loop(verify)
         try:
             outcome = None
@@ -128,7 +129,7 @@ class HttpTrigger:
 
     def _headers(self) -> dict[str, str]:
         headers = {
-            "Accept": "text/event-stream",
+            "Accept": EVENT_STREAM,
             "Accept-Encoding": "identity",
             "Cache-Control": "no-cache",
             "User-Agent": f"proxbox-scheduler/{__version__}",
@@ -148,7 +149,12 @@ class HttpTrigger:
             ctx.log.warning("busy check failed (%s); running anyway", self._scrub(self._explain(exc)))
             return None
         verdict = probe_verdict(
-            response.status_code, response.headers, body, time.time(), stale_after=self._config.run_timeout
+            response.status_code,
+            response.headers,
+            body,
+            self._clock.now().timestamp(),
+            NAMES,
+            stale_after=self._config.run_timeout,
         )
         if verdict.note:
             ctx.log.log(verdict.level, verdict.note)
@@ -159,10 +165,12 @@ class HttpTrigger:
         async with client.stream("GET", self._url, params=self._config.sync_params) as response:
             if response.status_code != 200:
                 body = await _read_capped(response)
-                return status_outcome(response.status_code, response.headers, body, time.time())
+                return status_outcome(
+                    response.status_code, response.headers, body, self._clock.now().timestamp(), NAMES
+                )
             content_type = response.headers.get("content-type", "")
             if not is_event_stream(content_type):
-                return not_event_stream(content_type, self._config.target)
+                return not_event_stream(content_type, self._config.target, NAMES)
             return await self._read_events(response, ctx)
 
     async def _read_events(self, response: httpx.Response, ctx: RunContext) -> Outcome:
@@ -182,11 +190,11 @@ class HttpTrigger:
                         return outcome
         except EventTooLarge as exc:
             return Outcome.failure(
-                f"an event from proxbox-api is larger than PROXBOX_SSE_MAX_EVENT_BYTES={exc.limit}; "
-                "raise it if the cluster is that large" + verdict.where()
+                f"an event from proxbox-api is larger than {name_of('max_event_bytes')}={exc.limit}; "
+                "raise it if the cluster is that large" + verdict.last_stage_note()
             )
         except httpx.TimeoutException as exc:
-            return Outcome.failure(self._explain(exc) + verdict.where())
+            return Outcome.failure(self._explain(exc) + verdict.last_stage_note())
         except httpx.TransportError as exc:
             return verdict.finish(self._explain(exc))
         decoder.close()
@@ -195,10 +203,9 @@ class HttpTrigger:
     # ------------------------------------------------------------ reporting
 
     def _milestone(self, ctx: RunContext, milestone: Milestone) -> None:
-        fields = {_LOG_NAMES.get(k, k): v for k, v in milestone.fields.items()}
+        fields = {_LOG_NAMES.get(k, k): v for k, v in milestone.progress.fields().items()}
         ctx.log.info(milestone.message, extra=fields)
-        if milestone.kind in PROGRESS_KINDS:
-            ctx.progress(milestone.kind, milestone.fields)
+        ctx.progress(milestone.progress)
 
     def _log_event(self, ctx: RunContext, event: Event) -> None:
         preview = self._scrub(event.raw[: DEBUG_PREVIEW_CHARS * 2].decode("utf-8", "replace"))

@@ -13,6 +13,44 @@ class Status(StrEnum):
     SKIPPED = "skipped"
 
 
+class Label(StrEnum):
+    """A finished run as operators see it in logs, metrics, status and pings."""
+
+    SUCCESS = "success"
+    DEGRADED = "degraded"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+
+
+class ProgressKind(StrEnum):
+    STREAM_STARTED = "stream_started"
+    STAGE_STARTED = "stage_started"
+    STAGE_COMPLETED = "stage_completed"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a run worth reporting: the sync started, a stage started or completed.
+
+    ``index``/``total`` place a stage among the run's stages; the counts and the
+    duration are what proxbox-api reported when the stage completed.
+    """
+
+    kind: ProgressKind
+    stage: str | None = None
+    index: int | None = None
+    total: int | None = None
+    count: int | None = None
+    created: int | None = None
+    updated: int | None = None
+    duration_s: float | None = None
+    operation_id: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The figures that are set, for structured log lines."""
+        return {k: v for k, v in vars(self).items() if k != "kind" and v is not None}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The verdict of one run.
@@ -38,11 +76,11 @@ class Outcome:
         return self.status is Status.SUCCESS
 
     @property
-    def label(self) -> str:
+    def label(self) -> Label:
         """Outcome as operators see it in logs and metrics."""
         if self.status is Status.SUCCESS and self.degraded:
-            return "degraded"
-        return self.status.value
+            return Label.DEGRADED
+        return Label(self.status.value)
 
     @classmethod
     def success(cls, reason: str = "", **kw: Any) -> Outcome:

@@ -12,7 +12,8 @@ import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from proxbox_scheduler.config import local_address, read_variable
+from proxbox_scheduler.config import name_of, read
+from proxbox_scheduler.ops.address import base_url, local_address
 
 TIMEOUT = 3.0
 
@@ -27,11 +28,10 @@ def _get(url: str) -> tuple[int, bytes]:
 
 def check(env: Mapping[str, str], port: int | None = None, max_age: float | None = None) -> tuple[bool, str]:
     """(healthy, one line saying why)."""
-    port = read_variable("PROXBOX_SCHEDULER_HTTP_PORT", env) if port is None else port
+    port = read("http_port", env) if port is None else port
     if not port:
-        return False, "the status server is off (PROXBOX_SCHEDULER_HTTP_PORT=0)"
-    host = local_address(read_variable("PROXBOX_SCHEDULER_HTTP_HOST", env))
-    base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        return False, f"the status server is off ({name_of('http_port')}=0)"
+    base = base_url(local_address(read("http_host", env)), port)
     try:
         code, body = _get(base + "/livez")
         if code != 200:

@@ -1,4 +1,4 @@
-"""Logging: JSON lines (default) or readable lines on stdout, and the loop's log observer."""
+"""Logging: JSON lines (default) or readable lines on stdout, one handler for the whole package."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
-
-from proxbox_scheduler.loop import Observer
-from proxbox_scheduler.outcome import Outcome
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -67,43 +64,3 @@ def setup_logging(level: str = "INFO", json_lines: bool = True, stream: TextIO |
     root.setLevel(level)
     root.propagate = False
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def _shown(moment: datetime) -> str:
-    """Whole seconds for cron fires, milliseconds for sub-second interval grids."""
-    return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
-
-
-class LogObserver(Observer):
-    """Writes the loop's life to the log: waits, run starts and ends, skips."""
-
-    def __init__(self, mode: str) -> None:
-        self.log = logging.getLogger("proxbox_scheduler.loop")
-        self.mode = mode
-
-    def on_waiting(self, next_fire: datetime, seconds: float) -> None:
-        self.log.info(
-            "waiting for the next run",
-            extra={"next_fire": _shown(next_fire), "wait_s": round(seconds, 3)},
-        )
-
-    def on_run_start(self, run_id: str, started: datetime) -> None:
-        self.log.info("run started", extra={"run_id": run_id, "mode": self.mode})
-
-    def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
-        fields: dict[str, Any] = {
-            "run_id": run_id,
-            "outcome": outcome.label,
-            "duration_s": round(duration, 3),
-        }
-        if outcome.reason:
-            fields["reason"] = outcome.reason
-        if next_wait > 0 and not outcome.ok:
-            fields["backoff_s"] = round(next_wait, 3)
-        level = logging.WARNING if outcome.label in ("failure", "degraded") else logging.INFO
-        self.log.log(level, "run finished", extra=fields)
-
-    def on_skip(self, reason: str, count: int, detail: str) -> None:
-        self.log.info(
-            "skipped scheduled fires", extra={"skip_reason": reason, "count": count, "detail": detail}
-        )

@@ -23,11 +23,8 @@ class Clock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    async def sleep(self, seconds: float, wake: asyncio.Event | None = None) -> bool:
+    async def sleep(self, seconds: float, wake: asyncio.Event) -> bool:
         """Sleep ``seconds``; return True if ``wake`` was set before or during the sleep."""
-        if wake is None:
-            await asyncio.sleep(max(0.0, seconds))
-            return False
         if wake.is_set():
             return True
         with contextlib.suppress(TimeoutError):

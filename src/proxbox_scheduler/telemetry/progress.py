@@ -13,14 +13,16 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.progress import (
+    Progress as Bar,
+)
 
-from proxbox_scheduler.loop import Observer
-from proxbox_scheduler.outcome import Outcome
+from proxbox_scheduler.core.observer import Observer
+from proxbox_scheduler.core.outcome import Label, Outcome, Progress, ProgressKind
 
 FULL_SYNC_STAGES = 12
 
@@ -30,12 +32,12 @@ class TerminalProgress(Observer):
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console()
-        self._progress: Progress | None = None
+        self._progress: Bar | None = None
         self._task: Any = None
         self._counts: dict[str, int] = {}
 
     def on_run_start(self, run_id: str, started: datetime) -> None:
-        self._progress = Progress(
+        self._progress = Bar(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -48,17 +50,16 @@ class TerminalProgress(Observer):
         self._progress.start()
         self._task = self._progress.add_task("connecting", total=FULL_SYNC_STAGES, counts="")
 
-    def on_progress(self, run_id: str, kind: str, fields: dict[str, Any]) -> None:
+    def on_progress(self, run_id: str, progress: Progress) -> None:
         if self._progress is None:
             return
-        total = fields.get("total") or FULL_SYNC_STAGES
-        if kind == "stage_started":
-            stage = escape(str(fields.get("stage")))
+        total = progress.total or FULL_SYNC_STAGES
+        if progress.kind is ProgressKind.STAGE_STARTED:
+            stage = escape(str(progress.stage))
             self._progress.update(self._task, description=f"stage {stage}", total=total)
-        elif kind == "stage_completed":
-            count = fields.get("count")
-            if isinstance(count, int):
-                self._counts[str(fields.get("stage"))] = count
+        elif progress.kind is ProgressKind.STAGE_COMPLETED:
+            if progress.count is not None:
+                self._counts[str(progress.stage)] = progress.count
             shown = " · ".join(f"{k} {v}" for k, v in self._counts.items())
             self._progress.update(self._task, advance=1, counts=shown, total=total)
 
@@ -71,7 +72,7 @@ class TerminalProgress(Observer):
         if outcome.ok:
             label = "[yellow]sync succeeded (degraded)" if outcome.degraded else "[green]sync succeeded"
             self.console.print(f"{label}[/] in {duration:.1f} s" + (f": {summary}" if summary else ""))
-        elif outcome.label == "skipped":
+        elif outcome.label is Label.SKIPPED:
             self.console.print(f"[bold]run skipped[/]: {escape(outcome.reason)}")
         else:
             self.console.print(f"[red]sync failed[/] after {duration:.1f} s: {escape(outcome.reason)}")

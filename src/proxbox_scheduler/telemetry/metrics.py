@@ -12,10 +12,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
-from proxbox_scheduler.loop import Observer
-from proxbox_scheduler.outcome import Outcome, Status
+from proxbox_scheduler.core.observer import Observer
+from proxbox_scheduler.core.outcome import Label, Outcome, Status
 
-OUTCOMES = ("success", "failure", "degraded")
+OUTCOMES = (Label.SUCCESS, Label.FAILURE, Label.DEGRADED)
 SKIP_REASONS = ("overrun", "busy", "backoff")
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -12,16 +12,15 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from proxbox_scheduler.clock import Clock
-from proxbox_scheduler.outcome import Outcome, Status
-from proxbox_scheduler.schedule import Mode, cron_fires, plan_interval
-from proxbox_scheduler.triggers.base import RunContext, RunLogAdapter, Trigger
+from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.observer import Observer
+from proxbox_scheduler.core.outcome import Outcome, Status
+from proxbox_scheduler.core.schedule import Mode, ModeKind, cron_fires, plan_interval
+from proxbox_scheduler.core.trigger import RunContext, RunLogAdapter, Trigger
 
 log = logging.getLogger("proxbox_scheduler.loop")
 
@@ -39,86 +38,34 @@ CANCEL_WAIT_SECONDS = 20.0
 
 @dataclass(frozen=True)
 class LoopSettings:
-    """The part of the configuration the loop reads."""
+    """The part of one job's configuration the loop reads (built by ``Config.loop_settings``).
+
+    ``timeout_name`` is the setting that holds ``run_timeout``, named in the reason
+    of a run that exceeded it.
+    """
 
     mode: Mode
     tz: ZoneInfo
-    backoff: float = 30.0
-    backoff_max: float = 3600.0
-    run_timeout: float = 7200.0
-    jitter: float = 0.0
-    shutdown_grace: float = 25.0
-    run_on_start: bool = False
-
-    @classmethod
-    def from_config(cls, config: Any) -> LoopSettings:
-        return cls(
-            mode=config.mode,
-            tz=config.tz,
-            backoff=config.backoff,
-            backoff_max=config.backoff_max,
-            run_timeout=config.run_timeout,
-            jitter=config.jitter,
-            shutdown_grace=config.shutdown_grace,
-            run_on_start=config.run_on_start,
-        )
+    backoff: float
+    backoff_max: float
+    run_timeout: float
+    jitter: float
+    shutdown_grace: float
+    run_on_start: bool
+    timeout_name: str
 
 
-class Observer:
-    """Hooks for telemetry; every method is optional. Observers must not raise or block."""
+@dataclass(frozen=True)
+class Fire:
+    """The next start: at a monotonic instant (interval, continuous) or a wall-clock fire (cron).
 
-    def on_waiting(self, next_fire: datetime, seconds: float) -> None: ...
+    ``jittered`` fires are grid slots or cron fires, which jitter delays; immediate
+    and catch-up starts are not.
+    """
 
-    def on_run_start(self, run_id: str, started: datetime) -> None: ...
-
-    def on_progress(self, run_id: str, kind: str, fields: dict[str, Any]) -> None: ...
-
-    def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None: ...
-
-    def on_skip(self, reason: str, count: int, detail: str) -> None: ...
-
-    def on_stop(self) -> None: ...
-
-
-class Observers(Observer):
-    """Fans every hook out to several observers; one failing observer does not stop the others."""
-
-    def __init__(self, observers: Iterable[Observer]) -> None:
-        self._observers = list(observers)
-
-    def _each(self, name: str, *args: Any) -> None:
-        for observer in self._observers:
-            try:
-                getattr(observer, name)(*args)
-            except Exception:
-                log.debug("observer %s.%s failed", type(observer).__name__, name, exc_info=True)
-
-    def on_waiting(self, next_fire: datetime, seconds: float) -> None:
-        self._each("on_waiting", next_fire, seconds)
-
-    def on_run_start(self, run_id: str, started: datetime) -> None:
-        self._each("on_run_start", run_id, started)
-
-    def on_progress(self, run_id: str, kind: str, fields: dict[str, Any]) -> None:
-        self._each("on_progress", run_id, kind, fields)
-
-    def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
-        self._each("on_run_end", run_id, outcome, duration, next_wait)
-
-    def on_skip(self, reason: str, count: int, detail: str) -> None:
-        self._each("on_skip", reason, count, detail)
-
-    def on_stop(self) -> None:
-        self._each("on_stop")
-
-
-@dataclass
-class _Fire:
-    """The next start: a monotonic target (interval, continuous) or a wall-clock fire (cron)."""
-
-    mono: float | None = None
-    wall: datetime | None = None
-    scheduled: bool = True  # grid slot or cron fire: jitter applies
+    at_monotonic: float | None = None
+    at_wall: datetime | None = None
+    jittered: bool = True
 
 
 def new_run_id() -> str:
@@ -166,16 +113,16 @@ class Scheduler:
 
     async def run_forever(self) -> None:
         """Fire according to the mode until stopped."""
-        if self.settings.mode.kind == "off":
+        if self.settings.mode.kind is ModeKind.OFF:
             return
-        now_m = self.clock.monotonic()
-        self._origin, self._index = now_m, 0
+        now_mono = self.clock.monotonic()
+        self._origin, self._index = now_mono, 0
         self._last_fire = self.clock.now()
-        immediate = self.settings.run_on_start or self.settings.mode.kind == "continuous"
-        fire = _Fire(mono=now_m, scheduled=False) if immediate else self._first_fire()
+        immediate = self.settings.run_on_start or self.settings.mode.kind is ModeKind.CONTINUOUS
+        fire = Fire(at_monotonic=now_mono, jittered=False) if immediate else self._first_fire()
         try:
             while await self._wait_for(fire):
-                _, wait = await self._run(scheduled=True)
+                _, wait = await self._run(owes_pause=True)
                 if self.stopping:
                     return
                 fire = self._next_fire(wait)
@@ -184,10 +131,10 @@ class Scheduler:
 
     async def run_once(self) -> Outcome:
         """A lone run (`once`): nothing follows it, so it owes no pause."""
-        outcome, _ = await self._run(scheduled=False)
+        outcome, _ = await self._run(owes_pause=False)
         return outcome
 
-    async def _run(self, *, scheduled: bool) -> tuple[Outcome, float]:
+    async def _run(self, *, owes_pause: bool) -> tuple[Outcome, float]:
         """One supervised run: timeout, shutdown grace, and no exception escapes.
 
         Returns the outcome and the pause a scheduled run owes the next start (backoff).
@@ -196,14 +143,14 @@ class Scheduler:
         ctx = RunContext(
             run_id,
             RunLogAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id}),
-            lambda kind, fields: self.observer.on_progress(run_id, kind, dict(fields)),
+            lambda progress: self.observer.on_progress(run_id, progress),
         )
         self.observer.on_run_start(run_id, self.clock.now())
         started = self.clock.monotonic()
         task = asyncio.create_task(self._guarded(ctx))
         outcome = await self._supervise(task, started)
         duration = self.clock.monotonic() - started
-        wait = self._wait_after(outcome) if scheduled else 0.0
+        wait = self._wait_after(outcome) if owes_pause else 0.0
         self.observer.on_run_end(run_id, outcome, duration, wait)
         return outcome, wait
 
@@ -237,7 +184,8 @@ class Scheduler:
         return Outcome.failure(reason)
 
     def _timeout_reason(self) -> str:
-        return f"run exceeded PROXBOX_API_TIMEOUT ({self.settings.run_timeout:g} s) and was cancelled"
+        s = self.settings
+        return f"run exceeded {s.timeout_name} ({s.run_timeout:g} s) and was cancelled"
 
     async def _wait_task(self, task: asyncio.Task[Outcome], until: float, wake: asyncio.Event) -> None:
         """Return when the task is done, ``wake`` is set, or the monotonic clock reaches ``until``."""
@@ -269,7 +217,7 @@ class Scheduler:
             self._auth_streak = 0
             wait = 0.0
         elif outcome.status is Status.SKIPPED:
-            wait = s.backoff if s.mode.kind == "continuous" else 0.0
+            wait = s.backoff if s.mode.kind is ModeKind.CONTINUOUS else 0.0
         elif outcome.auth_rejected:
             self._auth_streak += 1
             wait = min(s.backoff * 2.0 ** min(self._auth_streak - 1, MAX_DOUBLINGS), cap)
@@ -277,22 +225,22 @@ class Scheduler:
             wait = s.backoff
         return max(wait, min(outcome.min_wait or 0.0, cap))
 
-    async def _wait_for(self, fire: _Fire) -> bool:
+    async def _wait_for(self, fire: Fire) -> bool:
         """Sleep until the fire (plus jitter); False when a stop came first."""
-        if fire.wall is not None:
-            seconds = (fire.wall - self.clock.now()).total_seconds()
-            self.observer.on_waiting(fire.wall.astimezone(self.settings.tz), max(0.0, seconds))
-            while (left := (fire.wall - self.clock.now()).total_seconds()) > 0:
+        if fire.at_wall is not None:
+            seconds = (fire.at_wall - self.clock.now()).total_seconds()
+            self.observer.on_waiting(fire.at_wall.astimezone(self.settings.tz), max(0.0, seconds))
+            while (left := (fire.at_wall - self.clock.now()).total_seconds()) > 0:
                 if await self.clock.sleep(min(left, CRON_POLL_SECONDS), self._stop):
                     return False
         else:
-            assert fire.mono is not None
-            seconds = max(0.0, fire.mono - self.clock.monotonic())
+            assert fire.at_monotonic is not None
+            seconds = max(0.0, fire.at_monotonic - self.clock.monotonic())
             when = self.clock.now() + timedelta(seconds=seconds)
             self.observer.on_waiting(when.astimezone(self.settings.tz), seconds)
             if await self.clock.sleep(seconds, self._stop):
                 return False
-        if fire.scheduled and self.settings.jitter > 0:
+        if fire.jittered and self.settings.jitter > 0:
             delay = self.rng.uniform(0.0, self.settings.jitter)
             if await self.clock.sleep(delay, self._stop):
                 return False
@@ -300,48 +248,48 @@ class Scheduler:
 
     # ------------------------------------------------------------ planning
 
-    def _first_fire(self) -> _Fire:
+    def _first_fire(self) -> Fire:
         mode = self.settings.mode
-        if mode.kind == "interval":
+        if mode.kind is ModeKind.INTERVAL:
             self._index = 1
-            return _Fire(mono=self._origin + mode.interval)
+            return Fire(at_monotonic=self._origin + mode.interval)
         assert self._last_fire is not None
         fire = next(cron_fires(mode.cron, self._last_fire, self.settings.tz))
         self._last_fire = fire
-        return _Fire(wall=fire)
+        return Fire(at_wall=fire)
 
-    def _next_fire(self, wait: float) -> _Fire:
+    def _next_fire(self, wait: float) -> Fire:
         kind = self.settings.mode.kind
-        if kind == "continuous":
-            return _Fire(mono=self.clock.monotonic() + wait, scheduled=False)
-        if kind == "interval":
+        if kind is ModeKind.CONTINUOUS:
+            return Fire(at_monotonic=self.clock.monotonic() + wait, jittered=False)
+        if kind is ModeKind.INTERVAL:
             return self._next_interval(wait)
         return self._next_cron(wait)
 
-    def _next_interval(self, wait: float) -> _Fire:
-        now_m = self.clock.monotonic()
-        plan = plan_interval(self._origin, self._index, self.settings.mode.interval, now_m)
+    def _next_interval(self, wait: float) -> Fire:
+        now_mono = self.clock.monotonic()
+        plan = plan_interval(self._origin, self._index, self.settings.mode.interval, now_mono)
         if plan.skipped:
             self.observer.on_skip("overrun", plan.skipped, "interval slots passed while the run was going")
         self._origin, self._index = plan.origin, plan.index
-        earliest = now_m + wait
+        earliest = now_mono + wait
         if earliest > plan.start:
             self._origin, self._index = earliest, 0
-            return _Fire(mono=earliest, scheduled=False)
-        return _Fire(mono=plan.start, scheduled=plan.start > now_m)
+            return Fire(at_monotonic=earliest, jittered=False)
+        return Fire(at_monotonic=plan.start, jittered=plan.start > now_mono)
 
-    def _next_cron(self, wait: float) -> _Fire:
+    def _next_cron(self, wait: float) -> Fire:
         assert self._last_fire is not None
-        now_w = self.clock.now()
-        earliest = now_w + timedelta(seconds=wait)
+        now_wall = self.clock.now()
+        earliest = now_wall + timedelta(seconds=wait)
         overrun = backoff = 0
         for fire in cron_fires(self.settings.mode.cron, self._last_fire, self.settings.tz):
-            if fire >= earliest and fire > now_w:
+            if fire >= earliest and fire > now_wall:
                 break
             if overrun + backoff >= MAX_COUNTED_SKIPS:
                 fire = next(cron_fires(self.settings.mode.cron, earliest, self.settings.tz))
                 break
-            if fire <= now_w:
+            if fire <= now_wall:
                 overrun += 1
             else:
                 backoff += 1
@@ -350,4 +298,4 @@ class Scheduler:
         if backoff:
             self.observer.on_skip("backoff", backoff, "cron fires fell inside the wait after a failure")
         self._last_fire = fire
-        return _Fire(wall=fire)
+        return Fire(at_wall=fire)

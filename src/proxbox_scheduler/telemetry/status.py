@@ -7,14 +7,13 @@ thread, so every access holds one lock and readers get copies.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from proxbox_scheduler.loop import Observer
-from proxbox_scheduler.outcome import Outcome
+from proxbox_scheduler.core.observer import Observer
+from proxbox_scheduler.core.outcome import Outcome, Progress, ProgressKind
 
 HISTORY = 20
 LOOP_ANSWER_SECONDS = 2.0
@@ -40,7 +39,7 @@ class StatusStore(Observer):
         info: dict[str, Any],
         *,
         hard_limit: float,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float],
         loop_probe: LoopProbe = _no_probe,
     ) -> None:
         self.loop_probe = loop_probe
@@ -68,14 +67,14 @@ class StatusStore(Observer):
             self._current = {"id": run_id, "start": _iso(started), "stage": None, "stages_done": 0}
             self._current_mono = self._monotonic()
 
-    def on_progress(self, run_id: str, kind: str, fields: dict[str, Any]) -> None:
+    def on_progress(self, run_id: str, progress: Progress) -> None:
         with self._lock:
             if not self._current or self._current["id"] != run_id:
                 return
-            if kind == "stage_started":
-                self._current["stage"] = fields.get("stage")
-                self._current["stages_total"] = fields.get("total")
-            elif kind == "stage_completed":
+            if progress.kind is ProgressKind.STAGE_STARTED:
+                self._current["stage"] = progress.stage
+                self._current["stages_total"] = progress.total
+            elif progress.kind is ProgressKind.STAGE_COMPLETED:
                 self._current["stages_done"] += 1
 
     def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
@@ -86,7 +85,7 @@ class StatusStore(Observer):
                     "id": run_id,
                     "start": start,
                     "duration_s": round(duration, 3),
-                    "outcome": outcome.label,
+                    "outcome": outcome.label.value,
                     "reason": outcome.reason,
                     "counts": dict(outcome.details.get("counts", {})),
                 }

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
@@ -38,20 +39,27 @@ class ModeError(ValueError):
     """The mode string is not one we accept; the message says what is."""
 
 
+class ModeKind(StrEnum):
+    OFF = "off"
+    CONTINUOUS = "continuous"
+    INTERVAL = "interval"
+    CRON = "cron"
+
+
 @dataclass(frozen=True)
 class Mode:
-    """A parsed PROXBOX_MODE. ``kind`` is off, continuous, interval or cron."""
+    """A parsed mode (``off | continuous | interval=S | cron=EXPR``)."""
 
-    kind: str
+    kind: ModeKind
     interval: float = 0.0
     cron: str = ""
 
     def __str__(self) -> str:
-        if self.kind == "interval":
+        if self.kind is ModeKind.INTERVAL:
             return f"interval={self.interval:.3f}".rstrip("0").rstrip(".")
-        if self.kind == "cron":
+        if self.kind is ModeKind.CRON:
             return f"cron={self.cron}"
-        return self.kind
+        return self.kind.value
 
 
 def parse_mode(raw: str) -> Mode:
@@ -61,14 +69,14 @@ def parse_mode(raw: str) -> Mode:
     word = head.strip().lower()
     if not sep:
         if word in ("", "off"):
-            return Mode("off")
+            return Mode(ModeKind.OFF)
         if word == "continuous":
-            return Mode("continuous")
+            return Mode(ModeKind.CONTINUOUS)
         raise ModeError(MODE_HELP)
     if word == "interval":
-        return Mode("interval", interval=_interval_seconds(rest.strip()))
+        return Mode(ModeKind.INTERVAL, interval=_interval_seconds(rest.strip()))
     if word == "cron":
-        return Mode("cron", cron=validate_cron(rest))
+        return Mode(ModeKind.CRON, cron=validate_cron(rest))
     raise ModeError(MODE_HELP)
 
 
@@ -138,10 +146,10 @@ def plan_interval(origin: float, index: int, interval: float, now: float) -> Int
 
 def upcoming(mode: Mode, start: datetime, tz: ZoneInfo, count: int) -> list[datetime]:
     """The next ``count`` fire times from ``start`` for `check` (interval: start + k*S)."""
-    if mode.kind == "cron":
+    if mode.kind is ModeKind.CRON:
         fires = cron_fires(mode.cron, start, tz)
         return [next(fires) for _ in range(count)]
-    if mode.kind == "interval":
+    if mode.kind is ModeKind.INTERVAL:
         base = start.astimezone(tz)
         return [base + timedelta(seconds=mode.interval * k) for k in range(1, count + 1)]
     return []

@@ -15,16 +15,16 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from proxbox_scheduler.config import local_address
-from proxbox_scheduler.metrics import CONTENT_TYPE, Metrics
-from proxbox_scheduler.status import StatusStore
-from proxbox_scheduler.status_page import render
+from proxbox_scheduler.ops.address import local_address
+from proxbox_scheduler.ops.page import render
+from proxbox_scheduler.telemetry.metrics import CONTENT_TYPE, Metrics
+from proxbox_scheduler.telemetry.status import StatusStore
 
 log = logging.getLogger("proxbox_scheduler.server")
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _OpsServer
+    server: _HTTPServer
     server_version = "proxbox-scheduler"
 
     def do_GET(self) -> None:
@@ -58,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("http %s", format % args)
 
 
-class _OpsServer(ThreadingHTTPServer):
+class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -76,7 +76,7 @@ class OpsServer:
     """Owns the listening socket and its thread."""
 
     def __init__(self, host: str, port: int, status: StatusStore, metrics: Metrics) -> None:
-        self._server = _OpsServer((host, port), status, metrics)
+        self._server = _HTTPServer((host, port), status, metrics)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 3600}, daemon=True
         )

@@ -16,9 +16,9 @@ from datetime import datetime
 import httpx
 
 from proxbox_scheduler import __version__
-from proxbox_scheduler.config import redact_url
-from proxbox_scheduler.loop import Observer
-from proxbox_scheduler.outcome import Outcome, Status
+from proxbox_scheduler.core.observer import Observer
+from proxbox_scheduler.core.outcome import Outcome, Status
+from proxbox_scheduler.redact import redact_url
 
 log = logging.getLogger("proxbox_scheduler.ping")
 PING_TIMEOUT = httpx.Timeout(5.0, connect=3.0)

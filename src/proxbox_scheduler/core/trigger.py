@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from proxbox_scheduler.outcome import Outcome
+from proxbox_scheduler.core.outcome import Outcome, Progress
 
-ProgressSink = Callable[[str, Mapping[str, Any]], None]
-"""Called with (kind, fields) as a run advances, e.g. ("stage_started", {"stage": "devices"})."""
+ProgressSink = Callable[[Progress], None]
+"""Called as a run advances, e.g. with Progress(STAGE_STARTED, stage="devices")."""
 
 
-def _ignore_progress(kind: str, fields: Mapping[str, Any]) -> None:
+def _ignore_progress(progress: Progress) -> None:
     """Default sink: progress is optional for observers."""
 
 

@@ -1,0 +1,175 @@
+"""What proxbox-api's plain HTTP answers mean: error statuses, Retry-After, the busy probe.
+
+Every failure before a stream starts is a JSON HTTP error, never SSE; these
+functions turn such an answer into an Outcome without any I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from proxbox_scheduler.core.outcome import Outcome
+from proxbox_scheduler.proxbox.payload import clip, join, parse_json, render
+from proxbox_scheduler.proxbox.protocol import ACTIVE_PATH, EVENT_STREAM
+from proxbox_scheduler.redact import redact_url
+
+QUOTE_CHARS = 200
+"""How much of an HTTP error body's message a reason quotes."""
+
+
+@dataclass(frozen=True)
+class SettingNames:
+    """The operator's names for the settings a reason tells them to check."""
+
+    url: str
+    path: str
+    timeout: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.url} and {self.path}"
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delay seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, when.timestamp() - now)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def quote_body(body: bytes) -> str:
+    """The first QUOTE_CHARS characters of an error body's ``message``/``detail`` (or its text)."""
+    parsed = parse_json(body)
+    if isinstance(parsed, dict) and ("message" in parsed or "detail" in parsed):
+        text = join(parsed.get("message"), parsed.get("detail"))
+    elif parsed is not None:
+        text = render(parsed)
+    else:
+        text = body.decode("utf-8", "replace")
+    return clip(text, QUOTE_CHARS)
+
+
+def status_outcome(
+    status: int, headers: Mapping[str, str], body: bytes, now: float, names: SettingNames
+) -> Outcome:
+    """The failure for a non-200 answer; ``headers`` must look up names case-insensitively."""
+    quote = quote_body(body)
+    said = f": {quote}" if quote else ""
+    details: dict[str, Any] = {"http_status": status}
+    if status in (401, 403):
+        if quote:
+            details["server_message"] = quote
+        return Outcome.failure(f"API key rejected (HTTP {status})", auth_rejected=True, details=details)
+    if status in (429, 503):
+        wait = retry_after(headers.get("retry-after"), now)
+        what = "is rate limiting" if status == 429 else "is unavailable"
+        after = f"; retry after {wait:g} s" if wait is not None else ""
+        return Outcome.failure(
+            f"proxbox-api {what} (HTTP {status}){said}{after}", min_wait=wait, details=details
+        )
+    if 300 <= status < 400:
+        location = redact_url(headers.get("location", "")) or "an unnamed location"
+        return Outcome.failure(
+            f"proxbox-api redirected (HTTP {status}) to {location}; set {names.url} to the final address",
+            details=details,
+        )
+    if status == 404:
+        return Outcome.failure(
+            f"HTTP 404 from proxbox-api{said}; the URL is probably wrong (check {names.target})",
+            details=details,
+        )
+    return Outcome.failure(f"HTTP {status} from proxbox-api{said}", details=details)
+
+
+def not_event_stream(content_type: str, url: str, names: SettingNames) -> Outcome:
+    """A 200 that is not SSE: something else answers at this URL."""
+    shown = content_type.split(";")[0].strip() or "no content type"
+    return Outcome.failure(
+        f"{url} answered 200 with {shown} instead of {EVENT_STREAM}; the URL is probably "
+        f"wrong (check {names.target})"
+    )
+
+
+def is_event_stream(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == EVENT_STREAM
+
+
+@dataclass(frozen=True)
+class ProbeVerdict:
+    """What the busy probe means: an Outcome that ends the run, or a note and go ahead."""
+
+    outcome: Outcome | None = None
+    note: str = ""
+    level: int = logging.INFO
+
+
+def _started_at(answer: dict[str, Any]) -> float | None:
+    """Unix time of the reported run's start, if proxbox-api gave a readable one."""
+    raw = answer.get("started_at")
+    if not isinstance(raw, str):
+        return None
+    try:
+        started = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (started if started.tzinfo else started.replace(tzinfo=UTC)).timestamp()
+
+
+def probe_verdict(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    names: SettingNames,
+    *,
+    stale_after: float | None = None,
+) -> ProbeVerdict:
+    """Interpret the busy check; only a busy answer, a rejected key or a lockout stop the run.
+
+    A run reported as going for longer than ``stale_after`` seconds (the longest a run
+    may take) is taken as stale: proxbox-api 0.0.30 keeps reporting a run whose client
+    hung up during certain stages as active forever, which would otherwise skip every
+    scheduled sync from then on.
+    """
+    if status in (401, 403, 429):
+        return ProbeVerdict(status_outcome(status, headers, body, now, names))
+    if status == 404:
+        return ProbeVerdict(
+            note=f"proxbox-api has no {ACTIVE_PATH} (older version); running without the busy check"
+        )
+    if status != 200:
+        return ProbeVerdict(note=f"busy check answered HTTP {status}; running anyway", level=logging.WARNING)
+    answer = parse_json(body)
+    if not isinstance(answer, dict) or not isinstance(answer.get("active"), bool):
+        return ProbeVerdict(
+            note="busy check answered without an 'active' flag; running anyway",
+            level=logging.WARNING,
+        )
+    if not answer["active"]:
+        return ProbeVerdict()
+    op = answer.get("id") or "unknown"
+    started = _started_at(answer)
+    if stale_after is not None and started is not None and now - started > stale_after:
+        return ProbeVerdict(
+            note=f"proxbox-api has reported sync {op} as running for {now - started:.0f} s, longer "
+            f"than {names.timeout} ({stale_after:g} s); taking it as stale and running",
+            level=logging.WARNING,
+        )
+    return ProbeVerdict(Outcome.skipped("busy", f"proxbox-api is already running a sync (id {op})"))

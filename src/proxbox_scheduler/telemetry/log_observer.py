@@ -1,0 +1,50 @@
+"""The loop's life in the log: waits, run starts and ends, skips."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from proxbox_scheduler.core.observer import Observer
+from proxbox_scheduler.core.outcome import Label, Outcome
+
+
+def _shown(moment: datetime) -> str:
+    """Whole seconds for cron fires, milliseconds for sub-second interval grids."""
+    return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
+
+
+class LogObserver(Observer):
+    """Writes the loop's life to the log: waits, run starts and ends, skips."""
+
+    def __init__(self, mode: str) -> None:
+        self.log = logging.getLogger("proxbox_scheduler.loop")
+        self.mode = mode
+
+    def on_waiting(self, next_fire: datetime, seconds: float) -> None:
+        self.log.info(
+            "waiting for the next run",
+            extra={"next_fire": _shown(next_fire), "wait_s": round(seconds, 3)},
+        )
+
+    def on_run_start(self, run_id: str, started: datetime) -> None:
+        self.log.info("run started", extra={"run_id": run_id, "mode": self.mode})
+
+    def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
+        fields: dict[str, Any] = {
+            "run_id": run_id,
+            "outcome": outcome.label.value,
+            "duration_s": round(duration, 3),
+        }
+        if outcome.reason:
+            fields["reason"] = outcome.reason
+        if next_wait > 0 and not outcome.ok:
+            fields["backoff_s"] = round(next_wait, 3)
+        level = logging.WARNING if outcome.label in (Label.FAILURE, Label.DEGRADED) else logging.INFO
+        self.log.log(level, "run finished", extra=fields)
+
+    def on_skip(self, reason: str, count: int, detail: str) -> None:
+        self.log.info(
+            "skipped scheduled fires", extra={"skip_reason": reason, "count": count, "detail": detail}
+        )
