@@ -12,22 +12,35 @@ import difflib
 import os
 import shlex
 import shutil
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.loop import LoopSettings
-from proxbox_scheduler.core.schedule import Mode, ModeError, ModeKind, parse_mode
+from proxbox_scheduler.core.schedule import Mode, ModeKind
+from proxbox_scheduler.parsers import (
+    DEFAULT_EXEC_CMD,
+    parse_api_key,
+    parse_bool,
+    parse_ca_bundle,
+    parse_choice,
+    parse_command,
+    parse_existing_dir,
+    parse_existing_file,
+    parse_host,
+    parse_log_level,
+    parse_mode_setting,
+    parse_number,
+    parse_optional_url,
+    parse_positive_seconds,
+    parse_query,
+    parse_sync_path,
+    parse_zone,
+)
 from proxbox_scheduler.redact import redact_url
-
-TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-FALSE_WORDS = frozenset({"false", "0", "no", "off"})
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-DEFAULT_EXEC_CMD = "python manage.py proxbox_sync --wait --enqueue-once"
 
 
 class ConfigError(Exception):
@@ -36,181 +49,6 @@ class ConfigError(Exception):
     def __init__(self, name: str, value: str, accepted: str) -> None:
         self.name, self.value, self.accepted = name, value, accepted
         super().__init__(f"{name}={value!r} is invalid: {accepted}")
-
-
-# ---------------------------------------------------------------- value parsers
-# Each takes the trimmed raw string and returns the value, or raises ValueError
-# whose message says what is accepted.
-
-
-def _bool(raw: str) -> bool:
-    word = raw.lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ValueError("expected true/false, 1/0, yes/no or on/off")
-
-
-def _number(low: float, high: float, *, integer: bool = False) -> Callable[[str], float]:
-    kind = "a whole number" if integer else "a number"
-
-    def parse(raw: str) -> float:
-        try:
-            value = int(raw) if integer else float(raw)
-        except ValueError:
-            raise ValueError(f"expected {kind} from {low:g} to {high:g}") from None
-        if not low <= value <= high or value != value:
-            raise ValueError(f"expected {kind} from {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
-def _positive_seconds(high: float) -> Callable[[str], float]:
-    parse_range = _number(0, high)
-
-    def parse(raw: str) -> float:
-        value = parse_range(raw)
-        if value <= 0:
-            raise ValueError(f"expected a number of seconds greater than 0 and at most {high:g}")
-        return value
-
-    return parse
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        word = raw.lower()
-        if word not in options:
-            raise ValueError("expected one of " + ", ".join(options))
-        return word
-
-    return parse
-
-
-def _log_level(raw: str) -> str:
-    level = raw.upper()
-    if level == "WARN":
-        level = "WARNING"
-    if level not in LOG_LEVELS:
-        raise ValueError("expected one of " + ", ".join(LOG_LEVELS))
-    return level
-
-
-def _zone(raw: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("expected an IANA time zone such as UTC or Europe/Berlin") from None
-
-
-def _mode(raw: str) -> Mode:
-    try:
-        return parse_mode(raw)
-    except ModeError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _url(raw: str) -> str:
-    accepted = "expected an http:// or https:// URL with a host, e.g. http://proxbox-api:8000"
-    try:
-        parts = urlsplit(raw)
-    except ValueError:  # e.g. an unclosed [IPv6 literal
-        raise ValueError(accepted) from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(accepted)
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ValueError("expected a port number from 1 to 65535 in the URL") from None
-    return raw.rstrip("/")
-
-
-def _optional_url(raw: str) -> str | None:
-    return _url(raw) if raw else None
-
-
-def _sync_path(raw: str) -> str:
-    if not raw.startswith("/") or any(c in raw for c in "?# "):
-        raise ValueError("expected a URL path starting with /, without query or spaces")
-    return raw
-
-
-def _positive_int_param(value: str) -> bool:
-    return value.isdigit() and int(value) >= 1
-
-
-# The query parameters proxbox-api's stream endpoint types (others pass through unchecked).
-SYNC_PARAM_CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
-    "fetch_max_concurrency": (_positive_int_param, "a whole number >= 1"),
-    "dry_run": (lambda v: v.lower() in TRUE_WORDS | FALSE_WORDS, "true or false"),
-}
-
-
-def _query(raw: str) -> tuple[tuple[str, str], ...]:
-    if not raw:
-        return ()
-    try:
-        pairs = parse_qsl(raw.lstrip("?"), keep_blank_values=True, strict_parsing=True)
-    except ValueError:
-        raise ValueError("expected a query string such as fetch_max_concurrency=4&dry_run=true") from None
-    for name, value in pairs:
-        check, accepted = SYNC_PARAM_CHECKS.get(name, (None, ""))
-        if check is not None and not check(value):
-            raise ValueError(f"{name} expects {accepted}")
-    return tuple(pairs)
-
-
-def _command(raw: str) -> tuple[str, ...]:
-    try:
-        argv = tuple(shlex.split(raw))
-    except ValueError as exc:
-        raise ValueError(f"expected a command line with balanced quotes ({exc})") from None
-    if not argv:
-        raise ValueError("expected a command line, e.g. " + DEFAULT_EXEC_CMD)
-    return argv
-
-
-def _existing_file(raw: str) -> Path | None:
-    if not raw:
-        return None
-    path = Path(raw)
-    if not path.is_file():
-        raise ValueError("expected the path of a readable file")
-    return path
-
-
-def _existing_dir(raw: str) -> Path | None:
-    if not raw:
-        return None
-    path = Path(raw)
-    if not path.is_dir():
-        raise ValueError("expected the path of an existing directory")
-    return path
-
-
-def _api_key(raw: str) -> str:
-    """The key travels as an HTTP header value: printable ASCII without spaces."""
-    if raw and not (raw.isascii() and raw.isprintable() and not any(c.isspace() for c in raw)):
-        raise ValueError("expected printable ASCII characters without spaces")
-    return raw
-
-
-def _ca_bundle(raw: str) -> Path | None:
-    path = _existing_file(raw)
-    if path is not None:
-        try:
-            ssl.create_default_context(cafile=str(path))
-        except (ssl.SSLError, OSError, ValueError):
-            raise ValueError("expected a PEM file holding CA certificates") from None
-    return path
-
-
-def _host(raw: str) -> str:
-    if not raw or any(c.isspace() for c in raw):
-        raise ValueError("expected an address to listen on, e.g. 0.0.0.0 or 127.0.0.1")
-    return raw
 
 
 # ---------------------------------------------------------------- the table
@@ -234,185 +72,190 @@ VARIABLES: tuple[Variable, ...] = (
         "PROXBOX_MODE",
         "mode",
         "off",
-        _mode,
+        parse_mode_setting,
         "`off`, `continuous`, `interval=<seconds>` or `cron=<5-field expression or @alias>`",
     ),
     Variable(
         "PROXBOX_SCHEDULER_INVOKE",
         "invoke",
         "http",
-        _choice("http", "exec"),
+        parse_choice("http", "exec"),
         "`http` (call proxbox-api's SSE stream) or `exec` (run a command)",
     ),
     Variable(
         "PROXBOX_SCHEDULER_TZ",
         "tz",
         "UTC",
-        _zone,
+        parse_zone,
         "IANA time zone in which cron expressions are evaluated and times are shown",
     ),
     Variable(
         "PROXBOX_SCHEDULER_BACKOFF_ON_ERROR_SECONDS",
         "backoff",
         "30",
-        _number(0, 86400),
+        parse_number(0, 86400),
         "wait after a failed run before the next attempt, in every mode (0-86400)",
     ),
     Variable(
         "PROXBOX_SCHEDULER_BACKOFF_MAX_SECONDS",
         "backoff_max",
         "3600",
-        _number(0, 604800),
+        parse_number(0, 604800),
         "cap of the doubling wait after consecutive rejected API keys (0-604800)",
     ),
     Variable(
         "PROXBOX_SCHEDULER_LOG_LEVEL",
         "log_level",
         "INFO",
-        _log_level,
+        parse_log_level,
         "`DEBUG`, `INFO`, `WARNING` or `ERROR`",
     ),
     Variable(
         "PROXBOX_SCHEDULER_LOG_JSON",
         "log_json",
         "true",
-        _bool,
+        parse_bool,
         "JSON lines on stdout when true, one readable line per record when false",
     ),
     Variable(
         "PROXBOX_API_URL",
         "api_url",
         "",
-        _optional_url,
+        parse_optional_url,
         "base URL of proxbox-api (a path prefix is kept); required for `http` unless the mode is off",
     ),
     Variable(
-        "PROXBOX_API_KEY", "api_key", "", _api_key, "sent as `X-Proxbox-API-Key`; never logged", secret=True
+        "PROXBOX_API_KEY",
+        "api_key",
+        "",
+        parse_api_key,
+        "sent as `X-Proxbox-API-Key`; never logged",
+        secret=True,
     ),
     Variable(
         "PROXBOX_API_KEY_FILE",
         "api_key_file",
         "",
-        _existing_file,
+        parse_existing_file,
         "file holding the key, e.g. a Docker/Kubernetes secret; not with PROXBOX_API_KEY",
     ),
     Variable(
         "PROXBOX_SYNC_PATH",
         "sync_path",
         "/full-update/stream",
-        _sync_path,
+        parse_sync_path,
         "path of the stream endpoint, appended to `PROXBOX_API_URL`",
     ),
     Variable(
         "PROXBOX_SYNC_PARAMS",
         "sync_params",
         "",
-        _query,
+        parse_query,
         "query string passed through, e.g. `fetch_max_concurrency=4&dry_run=true`",
     ),
     Variable(
         "PROXBOX_API_TIMEOUT",
         "run_timeout",
         "7200",
-        _positive_seconds(604800),
+        parse_positive_seconds(604800),
         "hard limit in seconds on one run's total duration, for both invokes",
     ),
     Variable(
         "PROXBOX_API_CONNECT_TIMEOUT",
         "connect_timeout",
         "10",
-        _positive_seconds(3600),
+        parse_positive_seconds(3600),
         "seconds to establish the connection to proxbox-api",
     ),
     Variable(
         "PROXBOX_API_IDLE_TIMEOUT",
         "idle_timeout",
         "120",
-        _positive_seconds(86400),
+        parse_positive_seconds(86400),
         "seconds without a single byte (keep-alives included) after which a run fails",
     ),
     Variable(
         "PROXBOX_API_VERIFY_SSL",
         "verify_ssl",
         "true",
-        _bool,
+        parse_bool,
         "verify proxbox-api's TLS certificate; false logs a warning at startup",
     ),
     Variable(
         "PROXBOX_API_CA_BUNDLE",
         "ca_bundle",
         "",
-        _ca_bundle,
+        parse_ca_bundle,
         "PEM file of a private CA to verify proxbox-api's certificate with",
     ),
     Variable(
         "PROXBOX_SSE_MAX_EVENT_BYTES",
         "max_event_bytes",
         str(256 * 1024 * 1024),
-        _number(1024, 4 * GiB, integer=True),
+        parse_number(1024, 4 * GiB, integer=True),
         "cap on one SSE event's data; a larger event fails the run instead of exhausting memory",
     ),
     Variable(
         "PROXBOX_SCHEDULER_SKIP_IF_ACTIVE",
         "skip_if_active",
         "true",
-        _bool,
+        parse_bool,
         "ask `GET /sync/active` first and skip the run while another sync is running",
     ),
     Variable(
         "PROXBOX_SCHEDULER_EXEC_CMD",
         "exec_cmd",
         DEFAULT_EXEC_CMD,
-        _command,
+        parse_command,
         "command for `exec`, split like a shell would and run without one",
     ),
     Variable(
         "PROXBOX_SCHEDULER_EXEC_CWD",
         "exec_cwd",
         "",
-        _existing_dir,
+        parse_existing_dir,
         "working directory of the `exec` command (default: the scheduler's)",
     ),
     Variable(
         "PROXBOX_SCHEDULER_RUN_ON_START",
         "run_on_start",
         "false",
-        _bool,
+        parse_bool,
         "run once at start, then follow the schedule",
     ),
     Variable(
         "PROXBOX_SCHEDULER_JITTER_SECONDS",
         "jitter",
         "0",
-        _number(0, 86400),
+        parse_number(0, 86400),
         "random delay in [0, J] seconds before each scheduled fire, to spread many schedulers",
     ),
     Variable(
         "PROXBOX_SCHEDULER_SHUTDOWN_GRACE_SECONDS",
         "shutdown_grace",
         "25",
-        _number(0, 3600),
+        parse_number(0, 3600),
         "how long a run in flight may finish after SIGTERM before it is cancelled",
     ),
     Variable(
         "PROXBOX_SCHEDULER_HTTP_HOST",
         "http_host",
         "0.0.0.0",
-        _host,
+        parse_host,
         "address of the health/metrics/status server",
     ),
     Variable(
         "PROXBOX_SCHEDULER_HTTP_PORT",
         "http_port",
         "9750",
-        _number(0, 65535, integer=True),
+        parse_number(0, 65535, integer=True),
         "port of the health/metrics/status server; 0 turns it off",
     ),
     Variable(
         "PROXBOX_SCHEDULER_PING_URL",
         "ping_url",
         "",
-        _optional_url,
+        parse_optional_url,
         "dead-man's switch (healthchecks.io style): `/start`, success and `/fail` pings",
     ),
 )
@@ -487,7 +330,7 @@ class Config:
             value = getattr(self, var.attr)
             if var.secret:
                 value = "<set>" if value else ""
-            elif var.parse is _optional_url and value:
+            elif var.parse is parse_optional_url and value:
                 value = redact_url(value)
             elif isinstance(value, (Mode, ZoneInfo, Path)):
                 value = str(value)
@@ -586,7 +429,7 @@ def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
     if not key.strip():
         raise ConfigError(name_of("api_key_file"), str(key_file), "expected a file holding the API key")
     try:
-        values["api_key"] = _api_key(key)
+        values["api_key"] = parse_api_key(key)
     except ValueError as exc:
         raise ConfigError(
             name_of("api_key_file"), str(key_file), f"the key in it is invalid: {exc}"

@@ -14,9 +14,9 @@ from proxbox_scheduler.config import (
     ConfigError,
     closest_variable,
     load,
-    redact_url,
     unknown_variable_warnings,
 )
+from proxbox_scheduler.redact import redact_url
 
 BASE = {"PROXBOX_MODE": "continuous", "PROXBOX_API_URL": "http://proxbox-api:8000"}
 

@@ -98,7 +98,6 @@ def test_retry_only_with_ascii_digits() -> None:
     decoder = SSEDecoder()
     events = decoder.feed(b"retry: 1500\ndata: a\n\nretry: 15x\ndata: b\n\nretry: \n\n")
     assert [e.retry for e in events] == [1500, None]
-    assert decoder.retry == 1500
 
 
 def test_unknown_fields_are_ignored() -> None:
