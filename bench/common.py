@@ -15,7 +15,6 @@ import os
 import platform
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,9 @@ from typing import IO, Any
 from proxbox_scheduler.emulator import journal_padding
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the test harness (tests/support) is shared with the benchmarks
+from tests.support.processes import free_port  # noqa: E402, F401 - shared with the bench scripts
+
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
 CACHE = Path(tempfile.gettempdir()) / "proxbox-bench"
@@ -100,13 +102,6 @@ def _loadavg() -> str:
 
 
 # ---------------------------------------------------------------- /proc
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def proc_status(pid: int, task: str | None = None) -> dict[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.sse_server import SSEServer
+from tests.support.sse_server import SSEServer
 
 
 @pytest.fixture

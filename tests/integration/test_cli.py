@@ -14,7 +14,7 @@ import pytest
 
 from proxbox_scheduler.config import VARIABLES
 from proxbox_scheduler.emulator import Emulator, EmulatorSettings
-from tests.integration.ops_helpers import (
+from tests.support.processes import (
     CLI,
     PYTHON,
     base_env,

@@ -6,7 +6,8 @@ import re
 import signal
 import time
 
-from tests.integration.ops_helpers import CLI, base_env, event, http_get, metrics_samples, poll, running
+from tests.support.http import http_get, metrics_samples
+from tests.support.processes import CLI, base_env, event, poll, running
 
 URL_LINE = re.compile(r"^\s*(status page|status JSON|metrics)\s+(http://127\.0\.0\.1:\d+/\S*)\s*$")
 

@@ -22,7 +22,7 @@ from proxbox_scheduler.core.outcome import Outcome, Status
 from proxbox_scheduler.core.outcome import Progress as ProgressRecord
 from proxbox_scheduler.core.trigger import RunContext
 from proxbox_scheduler.triggers.http import HttpTrigger
-from tests.sse_server import Pause, Reply, Signal, SSEServer, Stall, json_reply, sse
+from tests.support.sse_server import Pause, Reply, Signal, SSEServer, Stall, json_reply, sse
 
 KEY = "k3y-Sup3rSecret-0123456789abcdef"
 STREAM = "/full-update/stream"

@@ -15,19 +15,8 @@ import httpx
 import pytest
 
 from proxbox_scheduler.emulator import Emulator, EmulatorSettings
-from tests.integration.ops_helpers import (
-    CLI,
-    Proc,
-    base_env,
-    event,
-    free_port,
-    http_get,
-    metric,
-    metrics_samples,
-    poll,
-    run_cli,
-    running,
-)
+from tests.support.http import http_get, metric, metrics_samples
+from tests.support.processes import CLI, Proc, base_env, event, free_port, poll, run_cli, running
 
 KEY = "ops-test-key-9b2e41d7c3"
 USER, PASSWORD = "scrapeuser", "url-pa55-7x1"

@@ -12,17 +12,8 @@ import httpx
 import pytest
 
 from proxbox_scheduler.emulator import Emulator, EmulatorSettings
-from tests.integration.ops_helpers import (
-    CLI,
-    PingServer,
-    base_env,
-    event,
-    finished_runs,
-    free_port,
-    log_docs,
-    run_cli,
-    running,
-)
+from tests.support.http import PingServer
+from tests.support.processes import CLI, base_env, event, finished_runs, free_port, log_docs, run_cli, running
 
 KEY = "ping-test-key-c0ffee1234"
 PATH = "/ping/abc"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from proxbox_scheduler.emulator import Emulator, EmulatorSettings
-from tests.integration.ops_helpers import CLI, base_env, parse_json, run_cli
+from tests.support.processes import CLI, base_env, parse_json, run_cli
 
 KEY = "tty-test-key-0a1b2c3d4e"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")

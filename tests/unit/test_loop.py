@@ -18,7 +18,7 @@ from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
 from proxbox_scheduler.core.schedule import parse_mode
 from proxbox_scheduler.core.trigger import RunContext
-from tests.conftest import FakeClock, run_virtual
+from tests.support.clock import FakeClock, run_virtual
 
 UTCZ = ZoneInfo("UTC")
 
