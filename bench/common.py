@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from proxbox_scheduler.emulator import journal_padding
+from proxbox_emulator import journal_padding
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

@@ -11,8 +11,8 @@ import contextlib
 import logging
 import socket
 
+from proxbox_emulator import Emulator, EmulatorSettings
 from proxbox_scheduler.config import load
-from proxbox_scheduler.emulator import Emulator, EmulatorSettings
 from proxbox_scheduler.logs import setup_logging
 from proxbox_scheduler.service import Service
 

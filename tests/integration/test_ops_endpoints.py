@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from proxbox_scheduler.emulator import Emulator, EmulatorSettings
+from proxbox_emulator import Emulator, EmulatorSettings
 from tests.integration.ops_helpers import (
     CLI,
     Proc,

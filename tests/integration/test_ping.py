@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from proxbox_scheduler.emulator import Emulator, EmulatorSettings
+from proxbox_emulator import Emulator, EmulatorSettings
 from tests.integration.ops_helpers import (
     CLI,
     PingServer,
