@@ -109,7 +109,7 @@ class Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         if parts.path not in OPEN_PATHS:
-            denial = emulator.keys.check(self.client_address[0], key)
+            denial = emulator.key_check.check(self.client_address[0], key)
             if denial is not None:
                 self._json(denial.status, denial.body, denial.headers, middleware=True)
                 return
@@ -151,22 +151,27 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _refusal(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]] | int:
-        """A pre-stream error to answer with, else the fetch concurrency the run uses."""
+    def _fetch_concurrency(self, query: dict[str, list[str]]) -> int | None:
+        """The run's ``fetch_max_concurrency``; None once a 422 has answered a bad one."""
         fetch = query.get("fetch_max_concurrency", [DEFAULT_FETCH_CONCURRENCY])[-1]
         try:
-            fetch_concurrency = int(fetch)
+            value = int(fetch)
         except ValueError:
-            return 422, validation_error("int_parsing", fetch)
-        if fetch_concurrency < 1:
-            return 422, validation_error("greater_than_equal", fetch)
-        settings = self.server.emulator.settings
-        if (
-            settings.reject_every
-            and self.server.emulator.ledger.next_stream_request() % settings.reject_every == 0
-        ):
-            return settings.reject_status, REJECT_BODIES[settings.reject_status]
-        return fetch_concurrency
+            self._json(422, validation_error("int_parsing", fetch))
+            return None
+        if value < 1:
+            self._json(422, validation_error("greater_than_equal", fetch))
+            return None
+        return value
+
+    def _rejected(self) -> bool:
+        """Refuse every ``reject_every``-th stream request before the stream, as a broken NetBox does."""
+        emulator = self.server.emulator
+        every, status = emulator.settings.reject_every, emulator.settings.reject_status
+        if every and emulator.ledger.next_stream_request() % every == 0:
+            self._json(status, REJECT_BODIES[status])
+            return True
+        return False
 
     def _hold_first_byte(self, seconds: float) -> bool:
         """Hold the headers back as proxbox-api does while it resolves its sessions; False: client left."""
@@ -195,9 +200,8 @@ class Handler(BaseHTTPRequestHandler):
     def _full_update(self, query: dict[str, list[str]]) -> None:
         emulator = self.server.emulator
         settings = emulator.settings
-        refusal = self._refusal(query)
-        if isinstance(refusal, tuple):
-            self._json(*refusal)
+        fetch_concurrency = self._fetch_concurrency(query)
+        if fetch_concurrency is None or self._rejected():
             return
         if settings.first_byte_delay and not self._hold_first_byte(settings.first_byte_delay):
             return
@@ -208,7 +212,7 @@ class Handler(BaseHTTPRequestHandler):
             chunked = self._stream_headers()
             writer = SseWriter(self.connection, self.wfile, settings.keepalive_interval, chunked=chunked)
             frames = Frames(
-                writer, emulator.inventory, settings, first=start.first, fetch_concurrency=refusal
+                writer, emulator.inventory, settings, first=start.first, fetch_concurrency=fetch_concurrency
             )
             outcome = Script(
                 frames, start.run.id, start.fate, lambda o: emulator.ledger.end_run(start.run, o)
@@ -237,7 +241,9 @@ class Emulator:
         self.settings = settings or EmulatorSettings()
         self.inventory = Inventory(self.settings)
         self.ledger = Ledger()
-        self.keys = KeyCheck(self.settings.key, self.settings.lockout_after, self.settings.lockout_seconds)
+        self.key_check = KeyCheck(
+            self.settings.key, self.settings.lockout_after, self.settings.lockout_seconds
+        )
         self.port = 0
         self.url = ""
         self._lock = threading.Lock()

@@ -228,7 +228,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if setting.type == "bool":
             options["action"] = "store_true"
         else:
-            options["type"] = _TYPES.get(str(setting.type))
+            if "type" not in meta["argparse"]:
+                options["type"] = _TYPES[str(setting.type)]
             if meta["accept"] is not None and meta["accept"].choices is not None:
                 options["choices"] = meta["accept"].choices
         options.update(meta["argparse"])
