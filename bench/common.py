@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from proxbox_scheduler.emulator import journal_padding
+from proxbox_emulator import journal_padding
+from proxbox_emulator.stages import item_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test harness (tests/support) is shared with the benchmarks
@@ -405,13 +406,6 @@ def scheduler(command: str, env: dict[str, str]) -> Iterator[Scheduler]:
 
 # ---------------------------------------------------------------- stream bodies
 
-ITEM_TEMPLATE = (
-    'event: item_progress\ndata: {"event": "item_progress", "phase": "virtual-machines", '
-    '"status": "completed", "message": "Synced virtual machine \'vm-item-%d\'", '
-    '"item": {"name": "vm-item-%d", "item_type": "qemu"}, "operation": "updated", '
-    '"progress": {"current": %d, "total": %d, "percent": %r}}\n\n'
-)
-"""The emulator's ``--item-events`` frame: about 300 bytes, like proxbox-api's per-VM progress."""
 PRELUDE = (
     'event: step\ndata: {"step": "stream", "status": "started", "message": "operation_id=bench"}\n\n'
     'event: step\ndata: {"step": "virtual-machines", "status": "started"}\n\n'
@@ -441,11 +435,7 @@ def flood_body(events: int) -> Path:
         out.write(PRELUDE.encode())
         batch = 10_000
         for start in range(1, events + 1, batch):
-            frames = [
-                ITEM_TEMPLATE % (i, i, i, events, round(100.0 * i / events, 1))
-                for i in range(start, min(start + batch, events + 1))
-            ]
-            out.write("".join(frames).encode())
+            out.write(item_frames(start, min(start + batch - 1, events), events).encode())
         out.write((COMPLETE % events).encode())
 
     return _cached(f"flood-{events}.sse", build)

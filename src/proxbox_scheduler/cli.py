@@ -182,11 +182,9 @@ def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
 
 
 def emulate_api(argv: Sequence[str]) -> int:
-    from proxbox_scheduler.emulator import add_arguments, run_cli
+    from proxbox_emulator.cli import main as emulator_main
 
-    parser = argparse.ArgumentParser(prog=f"{PROG} emulate-api", description="A proxbox-api emulator.")
-    add_arguments(parser)
-    return run_cli(parser.parse_args(argv))
+    return emulator_main(argv, prog=f"{PROG} emulate-api")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

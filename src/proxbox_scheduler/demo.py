@@ -11,8 +11,8 @@ import contextlib
 import logging
 import socket
 
+from proxbox_emulator import Emulator, EmulatorSettings
 from proxbox_scheduler.config import load, name_of
-from proxbox_scheduler.emulator import Emulator, EmulatorSettings
 from proxbox_scheduler.ops.address import base_url
 from proxbox_scheduler.service import Service
 from proxbox_scheduler.telemetry.logs import setup_logging

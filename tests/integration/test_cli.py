@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from proxbox_emulator import Emulator, EmulatorSettings
 from proxbox_scheduler.config import VARIABLES
-from proxbox_scheduler.emulator import Emulator, EmulatorSettings
 from tests.support.processes import (
     CLI,
     PYTHON,

@@ -21,14 +21,15 @@ from typing import Any
 import httpx
 import pytest
 
-from proxbox_scheduler.emulator import Emulator, EmulatorSettings
-from proxbox_scheduler.proxbox.protocol import STAGES
+from proxbox_emulator import Emulator, EmulatorSettings
+from tests.support.captures import STREAMS, captured_stages, stream_events
+from tests.support.processes import BIN_DIR, CLI
 
 KEY = "emulator-test-key"
 AUTH = {"X-Proxbox-API-Key": KEY}
 
-# The contract's stage order; tests/unit/test_verdict.py checks it against the real capture.
-CONTRACT_STAGES = list(STAGES)
+# The stage order of the real capture, not the emulator's (nor the scheduler's) own list.
+CONTRACT_STAGES = captured_stages()
 COUNT_KEYS = [
     "devices_count",
     "storage_count",
@@ -461,21 +462,18 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return proc.stdout.readline()
 
 
+ENTRY_POINTS = {
+    "module": [sys.executable, "-m", "proxbox_emulator"],
+    "console script": [str(BIN_DIR / "proxbox-emulator")],
+    "scheduler subcommand": [CLI, "emulate-api"],
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_cli_prints_its_url_and_exits_0_on_signal(signum: int) -> None:
+def test_cli_prints_its_url_and_exits_0_on_signal(entry: str, signum: int) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "proxbox_scheduler.emulator",
-            "--port",
-            "0",
-            "--key",
-            KEY,
-            "--quiet",
-            "--devices",
-            "3",
-        ],
+        [*ENTRY_POINTS[entry], "--port", "0", "--key", KEY, "--quiet", "--devices", "3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -498,3 +496,32 @@ def test_cli_prints_its_url_and_exits_0_on_signal(signum: int) -> None:
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--stage-delay", "-1"], "--stage-delay=-1.0: must be >= 0"),
+        (["--devices", "0"], "--devices=0: must be >= 1"),
+        (["--keepalive", "0"], "--keepalive=0.0: must be > 0"),
+    ],
+)
+@pytest.mark.parametrize("entry", ["console script", "scheduler subcommand"])
+def test_cli_bad_value_exits_2_with_one_line_naming_the_flag(entry: str, flags: list[str], line: str) -> None:
+    done = subprocess.run(
+        [*ENTRY_POINTS[entry], "--port", "0", *flags], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    prog = {"console script": "proxbox-emulator", "scheduler subcommand": "proxbox-scheduler emulate-api"}
+    assert done.stderr.splitlines() == [f"{prog[entry]}: {line}"]
+    assert "Traceback" not in done.stderr
+
+
+def test_runs_use_exactly_the_event_names_of_the_captures(client_for) -> None:
+    captured = {name for stream in STREAMS for name, _ in stream_events(stream)}
+    with Emulator(EmulatorSettings(fail_every=2, degraded=True)) as emu:
+        client = client_for(emu)
+        emitted = {name for _ in range(2) for name, _ in events(read_stream(client)[1])}
+        assert [run.outcome for run in emu.runs] == ["ok", "failed"]
+    assert emitted == captured

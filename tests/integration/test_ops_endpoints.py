@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from proxbox_scheduler.emulator import Emulator, EmulatorSettings
+from proxbox_emulator import Emulator, EmulatorSettings
 from tests.support.http import http_get, metric, metrics_samples
 from tests.support.processes import CLI, Proc, base_env, event, free_port, poll, run_cli, running
 

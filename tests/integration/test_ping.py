@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from proxbox_scheduler.emulator import Emulator, EmulatorSettings
+from proxbox_emulator import Emulator, EmulatorSettings
 from tests.support.http import PingServer
 from tests.support.processes import CLI, base_env, event, finished_runs, free_port, log_docs, run_cli, running
 

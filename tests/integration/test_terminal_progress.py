@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxbox_scheduler.emulator import Emulator, EmulatorSettings
+from proxbox_emulator import Emulator, EmulatorSettings
 from tests.support.processes import CLI, base_env, parse_json, run_cli
 
 KEY = "tty-test-key-0a1b2c3d4e"

@@ -8,7 +8,6 @@ import logging
 import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,15 +25,14 @@ from proxbox_scheduler.proxbox.protocol import STAGES
 from proxbox_scheduler.proxbox.sse import Event, SSEDecoder
 from proxbox_scheduler.proxbox.verdict import Milestone, StreamVerdict
 from proxbox_scheduler.triggers.http import NAMES
+from tests.support.captures import SAMPLES
 
-REPO = Path(__file__).resolve().parents[2]
-COPIES = REPO / "tests" / "data" / "samples"
 NOW = 1_800_000_000.0
 
 
 def sample(name: str) -> bytes:
-    """A capture from tests/data/samples (copies of proxbox-api's real answers)."""
-    return (COPIES / name).read_bytes()
+    """A capture of proxbox-api's real answers, as bytes."""
+    return (SAMPLES / name).read_bytes()
 
 
 def replay(stream: bytes, chunk: int = 977) -> tuple[Outcome | None, list[Milestone], int]:

@@ -1,0 +1,164 @@
+"""proxbox-api's wire contract as the emulator speaks it, copied from the captures.
+
+This is the emulator's OWN copy, written from ``shared/spec/proxbox-api.md`` and
+the traffic in ``shared/samples/`` (proxbox-api 0.0.30.post2), never imported from
+the scheduler it checks: a wrong list on one side then fails the other side's
+tests instead of passing both. ``tests/unit/test_emulator_contract.py`` holds it
+against the captures in ``tests/data/samples``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Run order of the 12 stages (sample-stream-ok.txt, the ``step`` frames).
+STAGES = (
+    "devices",
+    "storage",
+    "virtual-machines",
+    "virtual-disks",
+    "task-history",
+    "backups",
+    "snapshots",
+    "node-interfaces",
+    "vm-interfaces",
+    "vm-ip-addresses",
+    "replications",
+    "backup-routines",
+)
+
+# proxbox-api announces the stages in a different order than it runs them
+# (the first ``discovery`` frame); a client must not rely on the announced order.
+DISCOVERY_ORDER = (
+    "devices",
+    "storage",
+    "virtual-machines",
+    "virtual-disks",
+    "task-history",
+    "backups",
+    "snapshots",
+    "replications",
+    "backup-routines",
+    "node-interfaces",
+    "vm-interfaces",
+    "vm-ip-addresses",
+)
+
+# Wording used in "Starting <label> synchronization." / "<Label> synchronization finished."
+STAGE_LABELS = {
+    "devices": "devices",
+    "storage": "storage",
+    "virtual-machines": "virtual machines",
+    "virtual-disks": "virtual disks",
+    "task-history": "task history",
+    "backups": "backup",
+    "snapshots": "snapshot",
+    "node-interfaces": "node interfaces",
+    "vm-interfaces": "VM interfaces",
+    "vm-ip-addresses": "VM IP address",
+    "replications": "replications",
+    "backup-routines": "backup routines",
+}
+
+# Every event name the captured runs (ok, failed, NetBox down) carry; the emulator sends no other.
+EVENTS = (
+    "bootstrap_done",
+    "step",
+    "discovery",
+    "item_progress",
+    "phase_summary",
+    "error_detail",
+    "error",
+    "complete",
+)
+
+KEY_HEADER = "X-Proxbox-API-Key"
+STREAM_PATH = "/full-update/stream"
+SYNC_ACTIVE_PATH = "/sync/active"
+OPEN_PATHS = ("/", "/health")  # answered without a key
+RUN_KIND = "full-update"
+DEFAULT_FETCH_CONCURRENCY = "8"
+
+BOOTSTRAP_OBJECTS = (
+    "tag:Proxbox",
+    "tag:proxbox-discovered-qemu",
+    "tag:proxbox-discovered-lxc",
+    "tag:proxbox-discovered-cluster",
+    "tag:proxbox-discovered-node",
+    "tag:proxbox-soft-deleted",
+    "cluster_type:proxmox",
+    "manufacturer:proxmox",
+    "device_type:proxmox-generic-device",
+    "device_role:proxmox-node",
+    "vm_role:virtual-machine-qemu",
+    "vm_role:container-lxc",
+    "vm_role:unknown",
+    "vm_type:qemu-virtual-machine",
+    "vm_type:lxc-container",
+)
+
+# The stream's own headers (sample-stream-ok.headers.txt), before the security headers.
+STREAM_HEADERS = (
+    ("cache-control", "no-cache"),
+    ("x-accel-buffering", "no"),
+    ("content-type", "text/event-stream; charset=utf-8"),
+)
+
+# Headers proxbox-api's middleware adds to routed responses (not to its own 401/429).
+SECURITY_HEADERS = (
+    ("vary", "Origin"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("x-xss-protection", "1; mode=block"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("permissions-policy", "geolocation=(), microphone=(), camera=()"),
+    ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+    ("content-security-policy", "default-src 'self'; frame-ancestors 'none'"),
+)
+
+SERVER_HEADER = "uvicorn"
+LOCKED_BODY = {"detail": "Too many failed authentication attempts. Please try again later."}
+NOT_FOUND_BODY = {"detail": "Not Found"}
+METHOD_NOT_ALLOWED_BODY = {"detail": "Method Not Allowed"}
+
+# Pre-stream rejections, bodies as captured in http-error-responses.txt.
+REJECT_BODIES: dict[int, dict[str, Any]] = {
+    400: {
+        "message": "No NetBox endpoint found",
+        "detail": "Please add a NetBox endpoint in the database",
+        "python_exception": None,
+    },
+    502: {
+        "message": "NetBox endpoint is not reachable",
+        "detail": {
+            "cause": "ClientConnectorError",
+            "error": "ClientConnectorError: Cannot connect to host netbox:8000 ssl:default "
+            "[Connect call failed ('netbox', 8000)]",
+            "hint": "Check that the configured NetBox URL is reachable from proxbox-api.",
+            "probe_timeout_seconds": 10.0,
+        },
+        "python_exception": None,
+    },
+}
+
+
+def key_required(attempts: int) -> dict[str, str]:
+    """The 401 body for a missing key: the countdown never moves (the capture shows it)."""
+    return {"detail": f"API key required. {attempts} attempts remaining."}
+
+
+def key_invalid(remaining: int) -> dict[str, str]:
+    """The 401 body for a wrong key; the last allowed attempt drops the countdown."""
+    if remaining > 0:
+        return {"detail": f"Invalid API key. {remaining} attempts remaining."}
+    return {"detail": "Invalid API key."}
+
+
+def validation_error(kind: str, value: str) -> dict[str, Any]:
+    """FastAPI's 422 body for a bad ``fetch_max_concurrency`` query parameter."""
+    loc = ["query", "fetch_max_concurrency"]
+    if kind == "int_parsing":
+        msg = "Input should be a valid integer, unable to parse string as an integer"
+        return {"detail": [{"type": kind, "loc": loc, "msg": msg, "input": value}]}
+    msg = "Input should be greater than or equal to 1"
+    return {"detail": [{"type": kind, "loc": loc, "msg": msg, "input": value, "ctx": {"ge": 1}}]}

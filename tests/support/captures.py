@@ -1,0 +1,54 @@
+"""Read the real proxbox-api captures kept in tests/data/samples (never the shared folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+STREAMS = (
+    "sample-stream-ok.txt",
+    "sample-stream-fail.txt",
+    "sample-stream-fail-netbox-500.txt",
+    "sample-stream-fail-netbox-down.txt",
+)
+
+
+def sample(name: str) -> str:
+    return (SAMPLES / name).read_text()
+
+
+def stream_events(name: str) -> list[tuple[str, dict[str, Any]]]:
+    """The (event name, data) pairs of a captured stream, in order; comments skipped."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    event: str | None = None
+    for line in sample(name).splitlines():
+        if line.startswith("event: "):
+            event = line[len("event: ") :]
+        elif line.startswith("data: ") and event is not None:
+            found.append((event, json.loads(line[len("data: ") :])))
+            event = None
+    return found
+
+
+def announced_stages() -> list[str]:
+    """The stage names of the first ``discovery`` frame of the ok capture, in announced order."""
+    discovery = next(data for name, data in stream_events("sample-stream-ok.txt") if name == "discovery")
+    assert discovery["phase"] == "full-update"
+    return [item["name"] for item in discovery["items"]]
+
+
+def captured_stages() -> list[str]:
+    """The stages in the order the ok capture runs them (their ``started`` steps)."""
+    announced = set(announced_stages())
+    return [
+        data["step"]
+        for name, data in stream_events("sample-stream-ok.txt")
+        if name == "step" and data["step"] in announced and data["status"] == "started"
+    ]
+
+
+def json_bodies(name: str) -> list[Any]:
+    """Every line of a capture that is a JSON object: the HTTP answers' bodies."""
+    return [json.loads(line) for line in sample(name).splitlines() if line.startswith("{")]
