@@ -93,7 +93,12 @@ class RunStart:
         object.__setattr__(self, "slot", _utc("slot", self.slot, optional=True))
 
     def finish(
-        self, ended: dt.datetime, duration_s: float, outcome: str, reason: str = "", counts: dict[str, int] | None = None
+        self,
+        ended: dt.datetime,
+        duration_s: float,
+        outcome: str,
+        reason: str = "",
+        counts: dict[str, int] | None = None,
     ) -> RunRecord:
         """The record of this run once it ended (``duration_s`` from the monotonic clock)."""
         return RunRecord(

@@ -78,7 +78,9 @@ class MemoryStore:
     ) -> list[RunRecord]:
         self._job(job)
         self._prune(job)
-        found = [r for r in self._runs.get(job, ()) if r.started >= since and (until is None or r.started < until)]
+        found = [
+            r for r in self._runs.get(job, ()) if r.started >= since and (until is None or r.started < until)
+        ]
         return found if limit is None else found[:limit]
 
     async def close(self) -> None:

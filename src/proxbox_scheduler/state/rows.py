@@ -49,19 +49,19 @@ SCHEMA = (
     )""",
 )
 
-RUN_COLUMNS = "run_id, job, started_us, ended_us, duration_s, outcome, reason, trigger, slot_us, counts, replica"
-UPSERT_RUN = f"INSERT OR REPLACE INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-SELECT_RECENT = (
-    f"SELECT {RUN_COLUMNS} FROM runs WHERE job = ? AND started_us >= ? ORDER BY started_us DESC, seq DESC LIMIT ?"
+RUN_COLUMNS = (
+    "run_id, job, started_us, ended_us, duration_s, outcome, reason, trigger, slot_us, counts, replica"
 )
+UPSERT_RUN = f"INSERT OR REPLACE INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+NEWEST_FIRST = "ORDER BY started_us DESC, seq DESC"
+SELECT_RECENT = f"SELECT {RUN_COLUMNS} FROM runs WHERE job = ? AND started_us >= ? {NEWEST_FIRST} LIMIT ?"
 SELECT_WINDOW = (
     f"SELECT {RUN_COLUMNS} FROM runs WHERE job = ? AND started_us >= ? AND started_us < ?"
-    " ORDER BY started_us DESC, seq DESC LIMIT ?"
+    f" {NEWEST_FIRST} LIMIT ?"
 )
 PRUNE_AGE = "DELETE FROM runs WHERE job = ? AND started_us < ?"
 PRUNE_COUNT = (
-    "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE job = ?"
-    " ORDER BY started_us DESC, seq DESC LIMIT -1 OFFSET ?)"
+    f"DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE job = ? {NEWEST_FIRST} LIMIT -1 OFFSET ?)"
 )
 START_COLUMNS = "run_id, job, started_us, trigger, slot_us, replica"
 INSERT_IN_FLIGHT = f"INSERT OR REPLACE INTO in_flight ({START_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
@@ -70,7 +70,9 @@ ENSURE_JOB = "INSERT OR IGNORE INTO jobs (job) VALUES (?)"
 ADVANCE_SLOT = "UPDATE jobs SET last_slot_us = max(coalesce(last_slot_us, ?1), ?1) WHERE job = ?2"
 SET_COUNTERS = "UPDATE jobs SET consecutive_failures = ?, auth_streak = ? WHERE job = ?"
 SET_LAST_SUCCESS = "UPDATE jobs SET last_success = ? WHERE job = ?"
-SELECT_JOB = "SELECT consecutive_failures, auth_streak, last_slot_us, paused, last_success FROM jobs WHERE job = ?"
+SELECT_JOB = (
+    "SELECT consecutive_failures, auth_streak, last_slot_us, paused, last_success FROM jobs WHERE job = ?"
+)
 
 
 def to_us(when: dt.datetime) -> int:
@@ -85,7 +87,19 @@ def run_to_row(r: RunRecord) -> tuple[Any, ...]:
     ended = None if r.ended is None else to_us(r.ended)
     slot = None if r.slot is None else to_us(r.slot)
     counts = json.dumps(r.counts, separators=(",", ":"))
-    return (r.run_id, r.job, to_us(r.started), ended, r.duration_s, r.outcome, r.reason, r.trigger, slot, counts, r.replica)
+    return (
+        r.run_id,
+        r.job,
+        to_us(r.started),
+        ended,
+        r.duration_s,
+        r.outcome,
+        r.reason,
+        r.trigger,
+        slot,
+        counts,
+        r.replica,
+    )
 
 
 def run_from_row(row: tuple[Any, ...] | list[Any]) -> RunRecord:

@@ -154,7 +154,9 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise StateUnavailable(f"state file {self.path}: cannot create {exc.filename}: {exc.strerror}") from None
+            raise StateUnavailable(
+                f"state file {self.path}: cannot create {exc.filename}: {exc.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -196,7 +198,9 @@ class SqliteStore:
                 wal.rename(aside.with_name(aside.name + "-wal"))
             self.path.with_name(self.path.name + "-shm").unlink(missing_ok=True)
         except OSError as exc:
-            raise StateUnavailable(f"state file {self.path}: corrupt ({why}) and cannot be moved aside: {exc}") from None
+            raise StateUnavailable(
+                f"state file {self.path}: corrupt ({why}) and cannot be moved aside: {exc}"
+            ) from None
         return f"state file {self.path} was corrupt ({why}); moved it to {aside} and started with no history"
 
     def _recover(self) -> tuple[RunRecord, ...]:
@@ -238,7 +242,10 @@ class SqliteStore:
         head = conn.execute(rows.SELECT_JOB, (job,)).fetchone()
         runs = conn.execute(rows.SELECT_RECENT, (job, self._cutoff(), recent)).fetchall()
         return rows.job_state(
-            job, head, [rows.run_from_row(r) for r in runs], tuple(r for r in self._interrupted if r.job == job)
+            job,
+            head,
+            [rows.run_from_row(r) for r in runs],
+            tuple(r for r in self._interrupted if r.job == job),
         )
 
     def _started_sync(self, start: RunStart) -> None:
