@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from proxbox_scheduler.state import Counters, RunStart, SqliteStore, StateUnavailable
+from proxbox_scheduler.state import Counters, RunStart, SqliteStore, StateUnavailable, StateWriteFailed
 
 T = TypeVar("T")
 T0 = dt.datetime(2026, 12, 1, 4, 0, tzinfo=dt.UTC)
@@ -274,6 +274,27 @@ def test_a_slow_write_does_not_block_the_event_loop(tmp_path: Path) -> None:
         blocker.close()
         await asyncio.wait_for(write, DEADLINE_S)
         assert [r.run_id for r in (await store.load("full")).runs] == ["slow"]
+        await store.close()
+
+    run(scenario())
+
+
+def test_a_failed_write_raises_one_line_and_the_store_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+
+    async def scenario() -> None:
+        store = SqliteStore(path, busy_timeout_s=0.05)
+        await store.open()
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        s = RunStart("x", "full", T0, "scheduled")
+        with pytest.raises(StateWriteFailed, match=f"^state file {path}: database is locked$"):
+            await store.run_started(s)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await store.run_started(s)
+        await store.run_finished(s.finish(T0, 1.0, "success"), Counters())
+        assert [r.run_id for r in (await store.load("full")).runs] == ["x"]
         await store.close()
 
     run(scenario())
