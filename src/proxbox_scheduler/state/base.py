@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 SUCCESS_LABELS = frozenset({"success", "degraded"})
@@ -209,18 +209,6 @@ class Bounds:
     def __post_init__(self) -> None:
         if self.max_runs < 1 or self.max_age <= dt.timedelta(0):
             raise ValueError("max_runs must be >= 1 and max_age > 0")
-
-
-def advance(job: JobState, record: RunRecord, counters: Counters) -> JobState:
-    """The job's remembered fields after ``record`` finished (the runs list is the store's business)."""
-    return replace(job, counters=counters, last_success=record if record.ok else job.last_success)
-
-
-def later_slot(current: dt.datetime | None, slot: dt.datetime | None) -> dt.datetime | None:
-    """The newer of two slots: a late or replayed start never moves ``last_slot`` back."""
-    if slot is None:
-        return current
-    return slot if current is None or slot > current else current
 
 
 class StateStore(Protocol):

@@ -21,13 +21,23 @@ from .base import (
     RunRecord,
     RunStart,
     StateError,
-    advance,
-    later_slot,
 )
 
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _advance(job: JobState, record: RunRecord, counters: Counters) -> JobState:
+    """The job's remembered fields after ``record`` finished (SQLite does the same in one UPDATE)."""
+    return replace(job, counters=counters, last_success=record if record.ok else job.last_success)
+
+
+def _later_slot(current: dt.datetime | None, slot: dt.datetime | None) -> dt.datetime | None:
+    """The newer of two slots: a late or replayed start never moves ``last_slot`` back."""
+    if slot is None:
+        return current
+    return slot if current is None or slot > current else current
 
 
 class MemoryStore:
@@ -58,7 +68,7 @@ class MemoryStore:
     async def run_started(self, start: RunStart) -> None:
         state = self._job(start.job)
         self._in_flight[start.run_id] = start
-        self._jobs[start.job] = replace(state, last_slot=later_slot(state.last_slot, start.slot))
+        self._jobs[start.job] = replace(state, last_slot=_later_slot(state.last_slot, start.slot))
 
     async def run_finished(self, record: RunRecord, counters: Counters) -> None:
         state = self._job(record.job)
@@ -67,7 +77,7 @@ class MemoryStore:
         kept = [record, *(r for r in runs if r.run_id != record.run_id)]
         kept.sort(key=lambda r: r.started, reverse=True)  # stable: among equal starts, newest insert first
         self._runs[record.job] = deque(kept[: self.bounds.max_runs])
-        self._jobs[record.job] = advance(state, record, counters)
+        self._jobs[record.job] = _advance(state, record, counters)
         self._prune(record.job)
 
     async def set_paused(self, job: str, paused: bool) -> None:
