@@ -153,6 +153,8 @@ class SqliteStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileExistsError as exc:  # mkdir met a file where a directory belongs
+            raise StateUnavailable(f"state file {self.path}: {exc.filename} is not a directory") from None
         except OSError as exc:
             raise StateUnavailable(
                 f"state file {self.path}: cannot create {exc.filename}: {exc.strerror}"
