@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from proxbox_scheduler.state import Counters, RunStart, SqliteStore, StateUnavailable, StateWriteFailed
+from proxbox_scheduler.state import Counters, RunStart, SqliteStore, StateUnavailable, StateWriteFailed, rows
 
 T = TypeVar("T")
 T0 = dt.datetime(2026, 12, 1, 4, 0, tzinfo=dt.UTC)
@@ -27,6 +27,7 @@ DEADLINE_S = 20.0
 
 CHILD = """
 import asyncio, datetime as dt, sys
+from proxbox_scheduler.state import rows
 from proxbox_scheduler.state import Counters, RunStart, SqliteStore
 
 async def main():
@@ -197,6 +198,13 @@ def test_schema_from_a_newer_version_is_refused_not_moved(tmp_path: Path) -> Non
     with pytest.raises(StateUnavailable, match="schema version 99 is newer"):
         run(opened(path))
     assert path.exists() and not list(tmp_path.glob("*.corrupt-*"))
+    with sqlite3.connect(path) as conn:  # the failed open let go of the file and its lock
+        conn.execute("PRAGMA user_version = 1")
+        for statement in rows.SCHEMA:
+            conn.execute(statement)
+    store, report = run(opened(path))
+    assert report.warnings == ()
+    run(store.close())
 
 
 def test_path_under_a_regular_file_is_unavailable(tmp_path: Path) -> None:

@@ -143,7 +143,12 @@ class SqliteStore:
             self._conn = self._connect()
         except _Corrupt as exc:
             warnings.append(self._move_aside(str(exc)))
-            self._conn = self._connect()
+            try:
+                self._conn = self._connect()
+            except _Corrupt as again:  # a fresh file cannot be corrupt; if it is, the disk is the problem
+                raise StateUnavailable(
+                    f"state file {self.path}: a new file is unusable too: {again}"
+                ) from None
         self._interrupted = self._recover()
         return Opened(tuple(warnings), self._interrupted)
 
