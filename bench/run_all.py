@@ -24,6 +24,7 @@ SCRIPTS = (
     "bench_large_event.py",
     "bench_timing.py",
     "bench_shutdown.py",
+    "bench_state.py",
 )
 FIGURE = re.compile(r"^\[(\w+)\] (.+?) = (.+?)(?:  \(target (.+?)(?:: (met|MISSED))?\))?$")
 TIMEOUT_S = 600

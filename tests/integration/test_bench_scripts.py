@@ -38,6 +38,11 @@ EXPECTED = {
         "streaming, finishing in grace",
         "streaming, second SIGTERM",
     ],
+    "state": [
+        "record one run (started + finished), p99",
+        "event-loop lateness while recording",
+        "startup: open + load",
+    ],
 }
 FIGURE = re.compile(r"^\[(\w+)\] (.+?) = \S")
 
