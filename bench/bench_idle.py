@@ -9,12 +9,11 @@ the end of the window.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
 
-from common import PYTHON, child_env, counters, figure, free_port, note, rss_mib, scheduler
+from common import PYTHON, child_env, counters, figure, free_port, note, rss_mib, scheduler, sized
 
 B = "idle"
 TARGET_CPU_PER_MIN = 0.05
@@ -31,11 +30,7 @@ REFERENCE = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="a 3 s window, for the test suite")
-    parser.add_argument("--seconds", type=float, help="length of the window (default 60, quick 3)")
-    args = parser.parse_args(argv)
-    seconds = args.seconds or (3.0 if args.quick else 60.0)
+    seconds = sized(argv, __doc__, "seconds", "seconds of window", 60, 3)
     env = child_env(
         PROXBOX_MODE="cron=0 0 1 1 *",
         PROXBOX_API_URL="http://127.0.0.1:9",  # never called: the fire is months away

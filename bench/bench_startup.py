@@ -7,12 +7,11 @@ way for scale: that much is the interpreter's, not the scheduler's.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
 
-from common import PYTHON, child_env, figure, free_port, percentile, scheduler
+from common import PYTHON, child_env, figure, free_port, percentile, scheduler, sized
 
 B = "startup"
 TARGET_S = 0.4
@@ -40,11 +39,7 @@ def to_waiting() -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, for the test suite")
-    parser.add_argument("--repeats", type=int, help="spawns to time (default 7, quick 2)")
-    args = parser.parse_args(argv)
-    repeats = args.repeats or (2 if args.quick else 7)
+    repeats = int(sized(argv, __doc__, "repeats", "spawns to time", 7, 2))
     bare = [bare_interpreter() for _ in range(repeats)]
     runs = [to_waiting() for _ in range(repeats)]
     waiting = [w for _, w in runs]

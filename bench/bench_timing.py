@@ -12,12 +12,12 @@ for comparison. Drift is the last run's lateness.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sys
 import time
+from typing import Any
 
-from common import BenchServer, child_env, figure, note, percentile, scheduler
+from common import BenchServer, Usage, child_env, figure, note, percentile, scheduler, sized
 
 B = "timing"
 INTERVAL = 0.1
@@ -48,12 +48,8 @@ def log_seconds(stamp: str) -> float:
     return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="30 runs, for the test suite")
-    parser.add_argument("--runs", type=int, help="number of runs (default 300, quick 30)")
-    args = parser.parse_args(argv)
-    runs = args.runs or (30 if args.quick else 300)
+def measure(runs: int) -> tuple[Usage, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], Any]:
+    """Run the scheduler for ``runs`` runs; the server's probe, stream and close records, and its log."""
     with BenchServer() as server:
         env = child_env(PROXBOX_MODE=f"interval={INTERVAL:g}", PROXBOX_API_URL=server.url)
         with scheduler("run", env) as sched:
@@ -66,13 +62,19 @@ def main(argv: list[str] | None = None) -> int:
             server.wait_closed(stream["conn"], timeout=10)
         closed = server.find("closed")
     assert usage is not None and usage.exit_code == 0, usage
+    return usage, probes, streams, closed, sched.log
+
+
+def main(argv: list[str] | None = None) -> int:
+    runs = int(sized(argv, __doc__, "runs", "runs", 300, 30))
+    usage, probes, streams, closed, log = measure(runs)
     ends = {r["conn"]: r["t"] for r in closed}
     starts = [r["t"] for r in probes[:runs]]
     # Run 1 is cold (first imports and TLS setup in the process): the grid starts at run 2 and
     # run 1's extra request latency is reported on its own.
     cold_ms = (starts[0] - (starts[1] - INTERVAL)) * 1000
     late, anchors = lateness_ms(starts[1:], [ends[s["conn"]] for s in streams[1:runs]], INTERVAL)
-    log_recs = sched.log.matching(lambda r: r.get("event") in ("run started", "run finished"))
+    log_recs = log.matching(lambda r: r.get("event") in ("run started", "run finished"))
     log_starts = [log_seconds(rec["ts"]) for _, rec in log_recs if rec["event"] == "run started"]
     log_ends = [log_seconds(rec["ts"]) for _, rec in log_recs if rec["event"] == "run finished"]
     log_late, _ = lateness_ms(log_starts[:runs], log_ends[:runs], INTERVAL)
@@ -80,6 +82,22 @@ def main(argv: list[str] | None = None) -> int:
     to_stream = [(s["t"] - p["t"]) * 1000 for p, s in zip(probes, streams, strict=False)]
     wall_minus_mono = time.time() - time.monotonic()  # to put log stamps on the monotonic clock
     setup = [(t - (w - wall_minus_mono)) * 1000 for w, t in zip(log_starts[1:runs], starts[1:], strict=True)]
+    report(runs, usage, late, anchors, log_late, durations, setup, to_stream, cold_ms)
+    return 0
+
+
+def report(
+    runs: int,
+    usage: Usage,
+    late: list[float],
+    anchors: int,
+    log_late: list[float],
+    durations: list[float],
+    setup: list[float],
+    to_stream: list[float],
+    cold_ms: float,
+) -> None:
+    """Print the figures of one timing run."""
     note(
         f"{runs} runs at interval={INTERVAL:g}; server grid origin = run 2's start; {anchors} re-anchor(s) "
         f"after a run longer than the interval (first run {durations[0] * 1000:.0f} ms), "
@@ -120,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     figure(B, "first (cold) run: request arrival later than the warm grid by", cold_ms, "ms")
     figure(B, "lateness min (server arrival)", min(late), "ms")
     figure(B, "scheduler CPU per run", usage.cpu_s / runs * 1000, "ms")
-    return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ CLOCK_MONOTONIC, which every process on Linux shares.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import json
@@ -61,6 +62,15 @@ def figure(
         verdict = "" if met is None else (": met" if met else ": MISSED")
         line += f"  (target {target}{verdict})"
     print(line, flush=True)
+
+
+def sized(argv: list[str] | None, doc: str | None, flag: str, what: str, full: float, quick: float) -> float:
+    """The benchmark's size from ``--FLAG N`` or ``--quick`` (the test suite's small run)."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help=f"{quick:g} {what}, for the test suite")
+    parser.add_argument(f"--{flag}", type=float, help=f"{what} (default {full:g}, quick {quick:g})")
+    args = parser.parse_args(argv)
+    return getattr(args, flag) or (quick if args.quick else full)
 
 
 def note(text: str) -> None:

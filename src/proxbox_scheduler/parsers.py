@@ -147,22 +147,22 @@ def parse_command(raw: str) -> tuple[str, ...]:
     return argv
 
 
-def parse_existing_file(raw: str) -> Path | None:
-    if not raw:
-        return None
-    path = Path(raw)
-    if not path.is_file():
-        raise ValueError("expected the path of a readable file")
-    return path
+def _existing(is_kind: Callable[[Path], bool], accepted: str) -> Callable[[str], Path | None]:
+    """A parser of an optional path that must already exist as a file or a directory."""
+
+    def parse(raw: str) -> Path | None:
+        if not raw:
+            return None
+        path = Path(raw)
+        if not is_kind(path):
+            raise ValueError(accepted)
+        return path
+
+    return parse
 
 
-def parse_existing_dir(raw: str) -> Path | None:
-    if not raw:
-        return None
-    path = Path(raw)
-    if not path.is_dir():
-        raise ValueError("expected the path of an existing directory")
-    return path
+parse_existing_file = _existing(Path.is_file, "expected the path of a readable file")
+parse_existing_dir = _existing(Path.is_dir, "expected the path of an existing directory")
 
 
 def parse_api_key(raw: str) -> str:

@@ -42,6 +42,17 @@ ERROR_BODY_BYTES = 64 * 1024
 DEBUG_PREVIEW_CHARS = 300
 _LOG_NAMES = {"created": "objects_created", "updated": "objects_updated"}
 """Progress fields renamed for log records (``created`` is a LogRecord attribute)."""
+_OS_CAUSES: tuple[tuple[type[OSError], str], ...] = (
+    (ConnectionRefusedError, "connection refused to"),
+    (ConnectionResetError, "connection reset by"),
+)
+"""OS errors under an httpx error, in plain words (first match wins)."""
+_HTTPX_ERRORS: tuple[tuple[type[httpx.HTTPError], str], ...] = (
+    (httpx.ConnectError, "cannot connect to {origin}"),
+    (httpx.RemoteProtocolError, "connection to {origin} broken mid-response"),
+    (httpx.ReadError, "connection to {origin} lost"),
+)
+"""httpx errors without a better-known cause, in plain words (first match wins)."""
 
 
 class HttpTrigger:
@@ -238,16 +249,12 @@ class HttpTrigger:
                 return f"TLS handshake with {self._origin} failed: {cause.reason or cause}{hint}"
             if isinstance(cause, socket.gaierror):
                 return f"cannot resolve host {self._host}"
-            if isinstance(cause, ConnectionRefusedError):
-                return f"connection refused to {self._origin}"
-            if isinstance(cause, ConnectionResetError):
-                return f"connection reset by {self._origin}"
-        if isinstance(exc, httpx.ConnectError):
-            return f"cannot connect to {self._origin}: {exc}"
-        if isinstance(exc, httpx.RemoteProtocolError):
-            return f"connection to {self._origin} broken mid-response: {exc}"
-        if isinstance(exc, httpx.ReadError):
-            return f"connection to {self._origin} lost: {exc}"
+            for kind, words in _OS_CAUSES:
+                if isinstance(cause, kind):
+                    return f"{words} {self._origin}"
+        for kind, words in _HTTPX_ERRORS:
+            if isinstance(exc, kind):
+                return f"{words.format(origin=self._origin)}: {exc}"
         return f"request to {self._origin} failed: {type(exc).__name__}: {exc}"
 
     def _scrub(self, text: str) -> str:
