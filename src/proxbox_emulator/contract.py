@@ -29,20 +29,8 @@ STAGES = (
 
 # proxbox-api announces the stages in a different order than it runs them
 # (the first ``discovery`` frame); a client must not rely on the announced order.
-DISCOVERY_ORDER = (
-    "devices",
-    "storage",
-    "virtual-machines",
-    "virtual-disks",
-    "task-history",
-    "backups",
-    "snapshots",
-    "replications",
-    "backup-routines",
-    "node-interfaces",
-    "vm-interfaces",
-    "vm-ip-addresses",
-)
+DISCOVERY_ORDER = STAGES[:7] + STAGES[10:] + STAGES[7:10]
+"""The interface and IP stages are announced after replications and backup routines."""
 
 # Wording used in "Starting <label> synchronization." / "<Label> synchronization finished."
 STAGE_LABELS = {
