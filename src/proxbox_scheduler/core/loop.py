@@ -28,7 +28,7 @@ CRON_POLL_SECONDS = 5.0
 """Longest single sleep while waiting for a cron fire: the wall clock is re-read
 at least this often, so a clock stepped back never fires early and a clock
 stepped forward fires within this many seconds. Without a step the last sleep
-ends exactly at the fire. (Longer polls save idle wakeups; see bench/RESULTS.md.)"""
+ends exactly at the fire."""
 MAX_COUNTED_SKIPS = 100_000
 MAX_DOUBLINGS = 60
 """The doubling stops growing here (long past any cap) so a months-long streak cannot overflow."""

@@ -87,8 +87,7 @@ class HttpTrigger:
             await client.aclose()
 
     def _client_for_this_loop(self, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
-        """One client per event loop, kept across runs: no client setup on the schedule's
-        hot path, and the busy probe's connection is reused for the stream."""
+        """One client per event loop, kept across runs (the busy probe's connection serves the stream)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
             self._client = httpx.AsyncClient(
