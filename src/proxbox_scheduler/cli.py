@@ -47,6 +47,12 @@ def _settings_flags() -> argparse.ArgumentParser:
     return flags
 
 
+def _add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--version` works on the program and on every command."""
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     flags = _settings_flags()
     parser = argparse.ArgumentParser(
@@ -56,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a command: run the schedule (same as `run`). Settings come from PROXBOX_* "
         "environment variables; see the README for the full table.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _add_version(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", parents=[flags], help="run the schedule until SIGTERM (the container entrypoint)")
     sub.add_parser("once", parents=[flags], help="one run now; exit 0 success, 1 failure, 2 bad config")
@@ -71,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for --help only: main() hands `emulate-api ...` to the emulator's own
     # parser, so no other command pays for importing it.
     sub.add_parser("emulate-api", help="serve a proxbox-api emulator (for trials and tests)")
+    for command in sub.choices.values():
+        _add_version(command)
     demo = sub.add_parser("demo", help="the scheduler against the emulator, status page up; Ctrl-C stops")
     demo.add_argument("--interval", type=float, default=6.0, help="seconds between runs (default 6)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
@@ -119,6 +127,7 @@ def cmd_run(env: Mapping[str, str]) -> int:
     except ConfigError as exc:
         return _fail_config(exc)
     setup_logging(config.log_level, config.log_json)
+    _adopt_orphans(config)
     from proxbox_scheduler.service import Service
 
     try:
@@ -128,11 +137,20 @@ def cmd_run(env: Mapping[str, str]) -> int:
     return EXIT_OK
 
 
+def _adopt_orphans(config: Config) -> None:
+    """exec: become a child subreaper, so what a command leaves behind can be stopped and reaped."""
+    if config.invoke == "exec":
+        from proxbox_scheduler.triggers.procs import become_subreaper
+
+        become_subreaper()
+
+
 def cmd_once(env: Mapping[str, str]) -> int:
     try:
         config = load(env, need_target=True)
     except ConfigError as exc:
         return _fail_config(exc)
+    _adopt_orphans(config)
     from proxbox_scheduler.loop import Observer
     from proxbox_scheduler.service import Service
 
@@ -181,7 +199,9 @@ def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     mode = config.mode
     print(
-        f"# configuration valid: mode {mode}, zone {config.tz.key}, invoke {config.invoke}", file=sys.stderr
+        f"# configuration valid: mode {mode}, zone {config.tz.key}, invoke {config.invoke}, "
+        f"target {config.target}",
+        file=sys.stderr,
     )
     if mode.kind == "off":
         print("# scheduling is disabled: `run` exits 0 at once", file=sys.stderr)
@@ -199,6 +219,7 @@ def emulate_api(argv: Sequence[str]) -> int:
     from proxbox_scheduler.emulator import add_arguments, run_cli
 
     parser = argparse.ArgumentParser(prog=f"{PROG} emulate-api", description="A proxbox-api emulator.")
+    _add_version(parser)
     add_arguments(parser)
     return run_cli(parser.parse_args(argv))
 

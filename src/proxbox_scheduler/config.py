@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import shlex
 import shutil
 import ssl
@@ -21,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from proxbox_scheduler.redact import mask_params, param_secrets, redact_query, redact_url, url_secrets
 from proxbox_scheduler.schedule import Mode, ModeError, parse_mode
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
@@ -111,7 +111,8 @@ def _mode(raw: str) -> Mode:
         raise ValueError(str(exc)) from None
 
 
-def _url(raw: str) -> str:
+def _url(raw: str, query_hint: str = "") -> str:
+    """An http(s) URL with a host and a usable port; a query or fragment would end up before the path."""
     accepted = "expected an http:// or https:// URL with a host, e.g. http://proxbox-api:8000"
     try:
         parts = urlsplit(raw)
@@ -120,14 +121,22 @@ def _url(raw: str) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(accepted)
     try:
-        parts.port  # noqa: B018 - raises on a bad port
+        port = parts.port
     except ValueError:
-        raise ValueError("expected a port number from 1 to 65535 in the URL") from None
+        port = 0
+    if port == 0:
+        raise ValueError("expected a port number from 1 to 65535 in the URL")
+    if parts.query or parts.fragment or raw.endswith(("?", "#")):
+        raise ValueError("expected a URL without a query or fragment" + query_hint)
     return raw.rstrip("/")
 
 
 def _optional_url(raw: str) -> str | None:
     return _url(raw) if raw else None
+
+
+def _api_url(raw: str) -> str | None:
+    return _url(raw, "; put query parameters in PROXBOX_SYNC_PARAMS") if raw else None
 
 
 def _sync_path(raw: str) -> str:
@@ -171,11 +180,19 @@ def _command(raw: str) -> tuple[str, ...]:
     return argv
 
 
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
 def _existing_file(raw: str) -> Path | None:
     if not raw:
         return None
     path = Path(raw)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # a component over 255 characters, a directory we may not search
+        raise ValueError(f"expected the path of a readable file ({_os_reason(exc)})") from None
+    if not found:
         raise ValueError("expected the path of a readable file")
     return path
 
@@ -184,7 +201,11 @@ def _existing_dir(raw: str) -> Path | None:
     if not raw:
         return None
     path = Path(raw)
-    if not path.is_dir():
+    try:
+        found = path.is_dir()
+    except OSError as exc:
+        raise ValueError(f"expected the path of an existing directory ({_os_reason(exc)})") from None
+    if not found:
         raise ValueError("expected the path of an existing directory")
     return path
 
@@ -283,8 +304,8 @@ VARIABLES: tuple[Variable, ...] = (
         "PROXBOX_API_URL",
         "api_url",
         "",
-        _optional_url,
-        "base URL of proxbox-api (a path prefix is kept); required for `http` unless the mode is off",
+        _api_url,
+        "base URL of proxbox-api (a path prefix is kept; no query); required for `http` unless mode is off",
     ),
     Variable(
         "PROXBOX_API_KEY", "api_key", "", _api_key, "sent as `X-Proxbox-API-Key`; never logged", secret=True
@@ -457,8 +478,15 @@ class Config:
         """What a run calls, fit to be shown: the redacted URL or the command line."""
         if self.invoke == "exec":
             return shlex.join(self.exec_cmd)
-        query = urlencode(self.sync_params)
+        query = urlencode(mask_params(self.sync_params), safe="*")
         return redact_url(self.api_url or "") + self.sync_path + (f"?{query}" if query else "")
+
+    def secrets(self) -> list[str]:
+        """Everything configured that must never be shown: the key, URL passwords, secret params."""
+        found = [self.api_key] if self.api_key else []
+        return (
+            found + url_secrets(self.api_url) + url_secrets(self.ping_url) + param_secrets(self.sync_params)
+        )
 
     def public(self) -> dict[str, Any]:
         """The effective configuration with secrets redacted, for the startup log line."""
@@ -474,17 +502,9 @@ class Config:
             elif var.attr == "exec_cmd":
                 value = shlex.join(value)
             elif var.attr == "sync_params":
-                value = "&".join(f"{k}={v}" for k, v in value)
+                value = "&".join(f"{k}={v}" for k, v in mask_params(value))
             shown[var.name] = value
         return shown
-
-
-_USERINFO = re.compile(r"(?<=//)[^/?#@]*@")
-
-
-def redact_url(url: str) -> str:
-    """Hide user:password in a URL wherever it is shown (also in URLs that do not parse)."""
-    return _USERINFO.sub("***@", url)
 
 
 def local_address(bind_host: str) -> str:
@@ -501,8 +521,15 @@ def _read(var: Variable, env: Mapping[str, str]) -> Any:
     try:
         return var.parse(raw)
     except ValueError as exc:
-        shown = "<redacted>" if var.secret else redact_url(raw)
+        shown = _shown_raw(var, raw)
         raise ConfigError(var.name, shown, str(exc)) from None
+
+
+def _shown_raw(var: Variable, raw: str) -> str:
+    """A rejected value as the error line may show it."""
+    if var.secret:
+        return "<redacted>"
+    return redact_query(raw) if var.attr == "sync_params" else redact_url(raw)
 
 
 def read_variable(name: str, env: Mapping[str, str]) -> Any:
@@ -569,17 +596,23 @@ def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
             "set either PROXBOX_API_KEY or PROXBOX_API_KEY_FILE, not both",
         )
     try:
-        key = key_file.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            "PROXBOX_API_KEY_FILE", str(key_file), f"expected a readable UTF-8 file ({type(exc).__name__})"
-        ) from None
-    if not key.strip():
-        raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file), "expected a file holding the API key")
-    try:
-        values["api_key"] = _api_key(key)
+        values["api_key"] = read_key_file(key_file)
     except ValueError as exc:
-        raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file), f"the key in it is invalid: {exc}") from None
+        raise ConfigError("PROXBOX_API_KEY_FILE", str(key_file), str(exc)) from None
+
+
+def read_key_file(path: Path) -> str:
+    """The key a file holds; ValueError says what is wrong (read at startup and before each run)."""
+    try:
+        key = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
+    if not key.strip():
+        raise ValueError("expected a file holding the API key")
+    try:
+        return _api_key(key)
+    except ValueError as exc:
+        raise ValueError(f"the key in it is invalid: {exc}") from None
 
 
 def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -602,10 +635,13 @@ def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:
 
 
 def _executable_exists(program: str, cwd: Path | None) -> bool:
-    if os.sep in program:
-        path = Path(program) if cwd is None else cwd / program
-        return path.is_file() and os.access(path, os.X_OK)
-    return shutil.which(program) is not None
+    try:
+        if os.sep in program:
+            path = Path(program) if cwd is None else cwd / program
+            return path.is_file() and os.access(path, os.X_OK)
+        return shutil.which(program) is not None
+    except OSError:  # a name over 255 characters, a directory we may not search
+        return False
 
 
 def _warnings(values: dict[str, Any], env: Mapping[str, str]) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from proxbox_scheduler import __version__
+from proxbox_scheduler.__main__ import STOP_SIGNALS
 from proxbox_scheduler.clock import Clock
 from proxbox_scheduler.config import Config, ConfigError
 from proxbox_scheduler.logs import LogObserver
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from proxbox_scheduler.server import OpsServer
 
 log = logging.getLogger("proxbox_scheduler")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Service:
@@ -60,7 +60,8 @@ class Service:
             monotonic=self.clock.monotonic,
         )
         # state first, then the log line: whoever reads "run finished" finds /status updated
-        telemetry: list[Observer] = [self.metrics, self.status, LogObserver(str(config.mode))]
+        self._log_observer = LogObserver(str(config.mode))
+        telemetry: list[Observer] = [self.metrics, self.status, self._log_observer]
         if config.ping_url:
             from proxbox_scheduler.ping import Pinger
 
@@ -127,16 +128,23 @@ class Service:
             raise ConfigError(*blame, f"cannot listen on {host}:{port} ({why})") from None
         ops.start()
         self.http_port = ops.port
-        log.info("status server listening", extra={"url": f"http://{host}:{ops.port}/"})
+        shown = f"[{host}]" if ":" in host else host
+        log.info("status server listening", extra={"url": f"http://{shown}:{ops.port}/"})
         return ops
 
     @contextlib.asynccontextmanager
     async def _lifecycle(self, *, serve_http: bool) -> AsyncIterator[None]:
-        """Signal handlers, the /livez loop probe and (for `run`) the operations server around the body."""
-        ops = self._start_ops_server() if serve_http else None
+        """Signal handlers, the /livez loop probe and (for `run`) the operations server around the body.
+
+        A stop signal caught before this point (by ``__main__``'s early handler) stops at once.
+        """
         loop = asyncio.get_running_loop()
+        pending = [getattr(signal.getsignal(sig), "pending", []) for sig in STOP_SIGNALS]
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
+        for signum in sorted({signum for caught in pending for signum in caught})[:1]:
+            self._on_signal(signum)
+        ops = self._start_ops_server() if serve_http else None
         self.status.loop_probe = self._loop_probe(loop)
         try:
             yield
@@ -157,6 +165,7 @@ class Service:
     async def once(self) -> Outcome:
         """One run now, whatever the mode says."""
         self._announce("once")
+        self._log_observer.mode = "once"
         async with self._lifecycle(serve_http=False):
             outcome = await self.scheduler.run_once()
         self.scheduler.observer.on_stop()

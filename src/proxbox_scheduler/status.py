@@ -17,6 +17,8 @@ from proxbox_scheduler.loop import Observer
 from proxbox_scheduler.outcome import Outcome
 
 HISTORY = 20
+REASON_CHARS = 1000
+"""Cap on the reason one history entry keeps (the counts are bounded by the verdict)."""
 LOOP_ANSWER_SECONDS = 2.0
 """How long /livez waits for the event loop to run a callback before calling it stuck."""
 
@@ -87,7 +89,7 @@ class StatusStore(Observer):
                     "start": start,
                     "duration_s": round(duration, 3),
                     "outcome": outcome.label,
-                    "reason": outcome.reason,
+                    "reason": outcome.reason[:REASON_CHARS],
                     "counts": dict(outcome.details.get("counts", {})),
                 }
             )

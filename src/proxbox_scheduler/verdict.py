@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from proxbox_scheduler.config import redact_url
 from proxbox_scheduler.outcome import Outcome
+from proxbox_scheduler.redact import redact_url
 from proxbox_scheduler.sse import Event
 
 SUCCESS_EVENTS = frozenset({"complete", "completed", "done", "finished"})
@@ -41,6 +41,13 @@ QUOTE_CHARS = 200
 """How much of an HTTP error body's message a reason quotes."""
 REASON_CHARS = 600
 """Cap on a reason built from stream text, which can carry long server details."""
+KNOWN_KINDS = frozenset(stage.replace("-", "_") for stage in STAGES)
+"""Object kinds proxbox-api reports (``devices_count`` ...), always kept."""
+MAX_OTHER_KINDS = 16
+"""Other ``*_count`` kinds kept per result; the rest are counted as dropped."""
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+HTML_EXCERPT_CHARS = 80
+"""How much of a wrong URL's page (a proxy's HTML) a 404 reason quotes."""
 
 # Pre-filters on raw bytes, so that item-level events are never parsed as JSON.
 _STAGE_STEP = re.compile(rb'"step"\s*:\s*"(?:stream|' + "|".join(STAGES).encode() + rb')"')
@@ -227,12 +234,10 @@ class StreamVerdict:
         result = body.get("result")
         if not isinstance(result, dict):
             result = {}
-        counts = {
-            key.removesuffix("_count"): value
-            for key, value in result.items()
-            if key.endswith("_count") and isinstance(value, int) and not isinstance(value, bool)
-        }
+        counts, dropped = bounded_counts(result)
         details: dict[str, Any] = {"counts": counts}
+        if dropped:
+            details["counts_dropped"] = dropped
         degraded = self._degraded or result.get("degraded") is True
         if "warnings" in result:
             warnings = result["warnings"]
@@ -252,6 +257,27 @@ class StreamVerdict:
             text = event.data
         text = text or f"proxbox-api sent '{event.event}' without a reason"
         return Outcome.failure(clip(text, REASON_CHARS) + self.where())
+
+
+def bounded_counts(result: Mapping[str, Any]) -> tuple[dict[str, int], int]:
+    """The ``*_count`` values of a result: every known kind, then at most MAX_OTHER_KINDS others.
+
+    Kinds become metric labels and history entries, so a result with thousands
+    of them must not grow either without bound. Returns the counts and how many were dropped.
+    """
+    counts: dict[str, int] = {}
+    others = dropped = 0
+    for key, value in result.items():
+        if not key.endswith("_count") or not isinstance(value, int) or isinstance(value, bool):
+            continue
+        kind = key.removesuffix("_count")
+        if kind not in KNOWN_KINDS:
+            if others >= MAX_OTHER_KINDS or not _KIND_NAME.fullmatch(kind):
+                dropped += 1
+                continue
+            others += 1
+        counts[kind] = value
+    return counts, dropped
 
 
 # ---------------------------------------------------------------- HTTP answers
@@ -287,8 +313,42 @@ def quote_body(body: bytes) -> str:
     return clip(text, QUOTE_CHARS)
 
 
-def status_outcome(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Outcome:
-    """The failure for a non-200 answer; ``headers`` must look up names case-insensitively."""
+def _seconds(value: float) -> str:
+    """A wait in plain digits: ``100000000000 s``, never ``1e+11 s``."""
+    return f"{value:.0f}" if value >= 10 else f"{value:g}"
+
+
+def _retry_note(wait: float | None, max_wait: float | None) -> str:
+    if wait is None:
+        return ""
+    if max_wait is not None and wait > max_wait:
+        return (
+            f"; Retry-After asks for {_seconds(wait)} s, waiting {_seconds(max_wait)} s "
+            "(capped by PROXBOX_SCHEDULER_BACKOFF_MAX_SECONDS)"
+        )
+    return f"; retry after {_seconds(wait)} s"
+
+
+def html_excerpt(body: bytes) -> str:
+    """The visible text at the start of an HTML page (its title, a heading), tags dropped."""
+    text = re.sub(
+        r"<(script|style)\b.*?</\1\s*>|<[^>]*>", " ", body[:_SNIFF_BYTES].decode("utf-8", "replace")
+    )
+    return clip(text.replace("&nbsp;", " "), HTML_EXCERPT_CHARS)
+
+
+def _looks_like_html(headers: Mapping[str, str], body: bytes) -> bool:
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind == "text/html" or body.lstrip()[:1] == b"<"
+
+
+def status_outcome(
+    status: int, headers: Mapping[str, str], body: bytes, now: float, *, max_wait: float | None = None
+) -> Outcome:
+    """The failure for a non-200 answer; ``headers`` must look up names case-insensitively.
+
+    ``max_wait`` is the longest the loop will wait, so a larger Retry-After is reported as capped.
+    """
     quote = quote_body(body)
     said = f": {quote}" if quote else ""
     details: dict[str, Any] = {"http_status": status}
@@ -299,7 +359,7 @@ def status_outcome(status: int, headers: Mapping[str, str], body: bytes, now: fl
     if status in (429, 503):
         wait = retry_after(headers.get("retry-after"), now)
         what = "is rate limiting" if status == 429 else "is unavailable"
-        after = f"; retry after {wait:g} s" if wait is not None else ""
+        after = _retry_note(wait, max_wait)
         return Outcome.failure(
             f"proxbox-api {what} (HTTP {status}){said}{after}", min_wait=wait, details=details
         )
@@ -310,9 +370,11 @@ def status_outcome(status: int, headers: Mapping[str, str], body: bytes, now: fl
             details=details,
         )
     if status == 404:
+        excerpt = html_excerpt(body) if _looks_like_html(headers, body) else clip(quote, HTML_EXCERPT_CHARS)
         return Outcome.failure(
-            f"HTTP 404 from proxbox-api{said}; the URL is probably wrong "
-            "(check PROXBOX_API_URL and PROXBOX_SYNC_PATH)",
+            "HTTP 404 from proxbox-api: the URL is probably wrong "
+            "(check PROXBOX_API_URL and PROXBOX_SYNC_PATH)"
+            + (f"; it answered: {excerpt}" if excerpt else ""),
             details=details,
         )
     return Outcome.failure(f"HTTP {status} from proxbox-api{said}", details=details)
@@ -353,7 +415,13 @@ def _started_at(answer: dict[str, Any]) -> float | None:
 
 
 def probe_verdict(
-    status: int, headers: Mapping[str, str], body: bytes, now: float, *, stale_after: float | None = None
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    *,
+    stale_after: float | None = None,
+    max_wait: float | None = None,
 ) -> ProbeVerdict:
     """Interpret the busy check; only a busy answer, a rejected key or a lockout stop the run.
 
@@ -363,7 +431,7 @@ def probe_verdict(
     scheduled sync from then on.
     """
     if status in (401, 403, 429):
-        return ProbeVerdict(status_outcome(status, headers, body, now))
+        return ProbeVerdict(status_outcome(status, headers, body, now, max_wait=max_wait))
     if status == 404:
         return ProbeVerdict(
             note="proxbox-api has no /sync/active (older version); running without the busy check"
