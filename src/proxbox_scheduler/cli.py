@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -165,12 +166,30 @@ def cmd_once(env: Mapping[str, str]) -> int:
         setup_logging(config.log_level, config.log_json)
     outcome = asyncio.run(Service(config, observers=observers).once())
     if outcome.status is Status.SKIPPED:
-        print(f"{PROG}: run skipped: {outcome.reason}", file=sys.stderr)
+        _say(f"{PROG}: run skipped: {outcome.reason}")
         return EXIT_OK
     if outcome.ok:
         return EXIT_OK
-    print(f"{PROG}: run failed: {outcome.reason}", file=sys.stderr)
+    _say(f"{PROG}: run failed: {outcome.reason}")
     return EXIT_FAILED
+
+
+def _say(line: str) -> None:
+    """The last word on stderr; a terminal closed meanwhile (SIGHUP) must not turn it into a traceback."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _release_streams() -> None:
+    """Flush stdout and stderr now; one that cannot take it (a hung-up terminal, a closed pipe)
+    is pointed at /dev/null, so that the interpreter's own flush at exit does not turn the
+    exit code into 120."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def _parse_start(raw: str | None, config: Config) -> datetime:
@@ -225,7 +244,13 @@ def emulate_api(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        _release_streams()
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["emulate-api"]:
         return emulate_api(argv[1:])
     args = build_parser().parse_args(argv)
