@@ -76,6 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _OpsServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst waits in the kernel to be accepted (and closed if over the cap)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-request (a probe timing out) is not worth a traceback."""
