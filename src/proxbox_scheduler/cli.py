@@ -78,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for --help only: main() hands `emulate-api ...` to the emulator's own
     # parser, so no other command pays for importing it.
     sub.add_parser("emulate-api", help="serve a proxbox-api emulator (for trials and tests)")
-    for command in sub.choices.values():
-        _add_version(command)
     demo = sub.add_parser("demo", help="the scheduler against the emulator, status page up; Ctrl-C stops")
     demo.add_argument("--interval", type=float, default=6.0, help="seconds between runs (default 6)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     demo.add_argument("--json", action="store_true", help="JSON log lines instead of readable ones")
+    for command in sub.choices.values():
+        _add_version(command)
     return parser
 
 
