@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 from pathlib import Path
+
+import trustme
 
 from tests.integration.hardening_helpers import DONE, KEY, STREAM, frame, http_env
 from tests.integration.ops_helpers import (
@@ -110,3 +113,30 @@ def test_a_rotated_key_file_is_used_on_the_next_run(server: SSEServer, tmp_path:
     assert end["outcome"] == "success", end
     assert "second-key-0002" not in proc.all_output()
     assert KEY not in proc.all_output()
+
+
+def test_a_rotated_ca_bundle_is_used_on_the_next_run(tmp_path: Path) -> None:
+    first, second = trustme.CA(), trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    first.issue_cert("127.0.0.1").configure_cert(context)
+    server = SSEServer(tls=context).start()
+    try:
+        server.route(STREAM, sse(DONE))
+        bundle = tmp_path / "ca.pem"
+        first.cert_pem.write_to_path(str(bundle))
+        env = http_env(server.url, PROXBOX_MODE="interval=0.5", PROXBOX_API_CA_BUNDLE=str(bundle))
+        env["PROXBOX_SCHEDULER_BACKOFF_ON_ERROR_SECONDS"] = (
+            "0"  # a run caught between the swaps retries at once
+        )
+        with running([CLI, "run"], env) as proc:
+            proc.wait_for(event("run finished", outcome="success"), timeout=15)
+            second.issue_cert("127.0.0.1").configure_cert(context)  # the server's new certificate
+            rotated = tmp_path / "ca.new"
+            second.cert_pem.write_to_path(str(rotated))
+            rotated.replace(bundle)
+            end = proc.wait_for(event("run finished"), timeout=15, since=proc.out.mark())
+            if end["outcome"] != "success":  # a run may have started between the two swaps
+                end = proc.wait_for(event("run finished"), timeout=15, since=proc.out.mark())
+        assert end["outcome"] == "success", end
+    finally:
+        server.stop()
