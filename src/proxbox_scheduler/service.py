@@ -139,11 +139,11 @@ class Service:
         A stop signal caught before this point (by ``__main__``'s early handler) stops at once.
         """
         loop = asyncio.get_running_loop()
-        pending = [getattr(signal.getsignal(sig), "pending", []) for sig in STOP_SIGNALS]
+        caught = [signum for sig in STOP_SIGNALS for signum in getattr(signal.getsignal(sig), "pending", [])]
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
-        for signum in sorted({signum for caught in pending for signum in caught})[:1]:
-            self._on_signal(signum)
+        if caught:
+            self._on_signal(caught[0])
         ops = self._start_ops_server() if serve_http else None
         self.status.loop_probe = self._loop_probe(loop)
         try:

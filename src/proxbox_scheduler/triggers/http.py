@@ -98,7 +98,7 @@ class HttpTrigger:
                 follow_redirects=False,
             )
             self._client_loop, self._client_verify = loop, verify
-        if self._key:
+        if self._key:  # set per run: the key file may have been rotated since the last one
             self._client.headers[KEY_HEADER] = self._key
         return self._client
 
@@ -159,15 +159,13 @@ class HttpTrigger:
         return self._tls
 
     def _headers(self) -> dict[str, str]:
-        headers = {
+        """The headers of every request; the key is added per run by ``_client_for_this_loop``."""
+        return {
             "Accept": "text/event-stream",
             "Accept-Encoding": "identity",
             "Cache-Control": "no-cache",
             "User-Agent": f"proxbox-scheduler/{__version__}",
         }
-        if self._key:
-            headers[KEY_HEADER] = self._key
-        return headers
 
     async def _probe(self, client: httpx.AsyncClient, ctx: RunContext) -> Outcome | None:
         """Ask whether a sync is running; only a definite answer stops the run."""
