@@ -54,12 +54,12 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:  # an unclosed [IPv6 literal
         return _redact_malformed(url)
-    if not url.lower().startswith(f"{parts.scheme.lower()}://") or not parts.scheme:
+    if not parts.scheme or not parts.netloc or not url.lower().startswith(f"{parts.scheme.lower()}://"):
         return _redact_malformed(url)
     netloc = parts.netloc
     if "@" in netloc:
         netloc = MASK + "@" + netloc.rpartition("@")[2]
-    if "@" in parts.path:  # http://user:pass/x@host: the "path" is where the host should be
+    if "@" in url.partition(parts.netloc)[2]:  # http://user:pa/ss@host: the "path" holds the host
         return _redact_malformed(url)
     query = redact_query(parts.query) if parts.query else ""
     return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -38,7 +38,13 @@ def test_a_password_holding_at_signs_is_hidden_whole_everywhere() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http:admin:PW-s3cr3t@h", "http://admin:PW-s3cr3t/x@h", "http://admin:PW-s3cr3t@h:0"]
+    "url",
+    [
+        "http:admin:PW-s3cr3t@h",
+        "http://admin:PW-s3cr3t/x@h",
+        "http://admin:PW-s3cr3t#x@h",
+        "http://admin:PW-s3cr3t@h:0",
+    ],
 )
 def test_a_malformed_url_never_echoes_its_password(url: str) -> None:
     done = run_cli(["check", "--mode", "interval=60", "--api-url", url], base_env())

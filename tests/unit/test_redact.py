@@ -11,6 +11,7 @@ from proxbox_scheduler.config import load
 from proxbox_scheduler.redact import Scrubber, is_secret_param, redact_query, redact_url
 
 passwords = st.text(alphabet=string.ascii_letters + string.digits + "@:!$-_.~", min_size=4, max_size=30)
+unsafe = st.text(alphabet=string.ascii_letters + string.digits + "@:/?#&=%", min_size=4, max_size=30)
 
 
 @given(password=passwords)
@@ -18,6 +19,13 @@ def test_no_password_survives_redaction_even_with_at_signs(password: str) -> Non
     url = f"http://admin:{password}@proxbox-api:8000/x"
     shown = redact_url(url)
     assert shown == "http://***@proxbox-api:8000/x"
+
+
+@given(password=unsafe.filter(lambda p: p.strip("@:/?#&=%") == p and len(p.strip("@:/?#&=%")) >= 4))
+def test_a_password_that_breaks_the_url_is_hidden_too(password: str) -> None:
+    shown = redact_url(f"http://admin:{password}@proxbox-api:8000/x")
+    assert shown.endswith("@proxbox-api:8000/x")
+    assert password not in shown
 
 
 def test_the_issue_examples() -> None:
