@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -42,6 +43,12 @@ def _settings_flags() -> argparse.ArgumentParser:
     return flags
 
 
+def _add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--version` works on the program and on every command."""
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     flags = _settings_flags()
     parser = argparse.ArgumentParser(
@@ -51,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a command: run the schedule (same as `run`). Settings come from PROXBOX_* "
         "environment variables; see the README for the full table.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _add_version(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", parents=[flags], help="run the schedule until SIGTERM (the container entrypoint)")
     sub.add_parser("once", parents=[flags], help="one run now; exit 0 success, 1 failure, 2 bad config")
@@ -70,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--interval", type=float, default=6.0, help="seconds between runs (default 6)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     demo.add_argument("--json", action="store_true", help="JSON log lines instead of readable ones")
+    for command in sub.choices.values():
+        _add_version(command)
     return parser
 
 
@@ -105,6 +114,7 @@ def cmd_run(env: Mapping[str, str]) -> int:
     except ConfigError as exc:
         return _fail_config(exc)
     setup_logging(config.log_level, config.log_json)
+    _adopt_orphans(config)
     from proxbox_scheduler.service import Service
 
     try:
@@ -114,11 +124,20 @@ def cmd_run(env: Mapping[str, str]) -> int:
     return EXIT_OK
 
 
+def _adopt_orphans(config: Config) -> None:
+    """exec: become a child subreaper, so what a command leaves behind can be stopped and reaped."""
+    if config.invoke == "exec":
+        from proxbox_scheduler.triggers.procs import become_subreaper
+
+        become_subreaper()
+
+
 def cmd_once(env: Mapping[str, str]) -> int:
     try:
         config = load(env, need_target=True)
     except ConfigError as exc:
         return _fail_config(exc)
+    _adopt_orphans(config)
     from proxbox_scheduler.core.observer import Observer
     from proxbox_scheduler.service import Service
 
@@ -133,12 +152,30 @@ def cmd_once(env: Mapping[str, str]) -> int:
         setup_logging(config.log_level, config.log_json)
     outcome = asyncio.run(Service(config, observers=observers).once())
     if outcome.status is Status.SKIPPED:
-        print(f"{PROG}: run skipped: {outcome.reason}", file=sys.stderr)
+        _say(f"{PROG}: run skipped: {outcome.reason}")
         return EXIT_OK
     if outcome.ok:
         return EXIT_OK
-    print(f"{PROG}: run failed: {outcome.reason}", file=sys.stderr)
+    _say(f"{PROG}: run failed: {outcome.reason}")
     return EXIT_FAILED
+
+
+def _say(line: str) -> None:
+    """The last word on stderr; a terminal closed meanwhile (SIGHUP) must not turn it into a traceback."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _release_streams() -> None:
+    """Flush stdout and stderr now; one that cannot take it (a hung-up terminal, a closed pipe)
+    is pointed at /dev/null, so that the interpreter's own flush at exit does not turn the
+    exit code into 120."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def _parse_start(raw: str | None, config: Config) -> datetime:
@@ -167,7 +204,9 @@ def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     mode = config.mode
     print(
-        f"# configuration valid: mode {mode}, zone {config.tz.key}, invoke {config.invoke}", file=sys.stderr
+        f"# configuration valid: mode {mode}, zone {config.tz.key}, invoke {config.invoke}, "
+        f"target {config.target}",
+        file=sys.stderr,
     )
     if mode.kind is ModeKind.OFF:
         print("# scheduling is disabled: `run` exits 0 at once", file=sys.stderr)
@@ -182,13 +221,20 @@ def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
 
 
 def emulate_api(argv: Sequence[str]) -> int:
-    from proxbox_emulator.cli import main as emulator_main
+    from proxbox_emulator.cli import build_parser, run_cli
 
-    return emulator_main(argv, prog=f"{PROG} emulate-api")
+    prog = f"{PROG} emulate-api"
+    return run_cli(_add_version(build_parser(prog)).parse_args(argv), prog)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        _release_streams()
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["emulate-api"]:
         return emulate_api(argv[1:])
     args = build_parser().parse_args(argv)

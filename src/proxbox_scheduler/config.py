@@ -38,9 +38,10 @@ from proxbox_scheduler.parsers import (
     parse_positive_seconds,
     parse_query,
     parse_sync_path,
+    parse_url,
     parse_zone,
 )
-from proxbox_scheduler.redact import redact_url
+from proxbox_scheduler.redact import mask_params, param_secrets, redact_query, redact_url, url_secrets
 
 
 class ConfigError(Exception):
@@ -52,6 +53,11 @@ class ConfigError(Exception):
 
 
 # ---------------------------------------------------------------- the table
+
+
+def parse_api_url(raw: str) -> str | None:
+    """proxbox-api's base URL; query parameters belong in their own setting."""
+    return parse_url(raw, f"; put query parameters in {name_of('sync_params')}") if raw else None
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,8 @@ VARIABLES: tuple[Variable, ...] = (
         "PROXBOX_API_URL",
         "api_url",
         "",
-        parse_optional_url,
-        "base URL of proxbox-api (a path prefix is kept); required for `http` unless the mode is off",
+        parse_api_url,
+        "base URL of proxbox-api (a path prefix is kept; no query); required for `http` unless mode is off",
     ),
     Variable(
         "PROXBOX_API_KEY",
@@ -306,7 +312,7 @@ class Config:
         """What a run calls, fit to be shown: the redacted URL or the command line."""
         if self.invoke == "exec":
             return shlex.join(self.exec_cmd)
-        query = urlencode(self.sync_params)
+        query = urlencode(mask_params(self.sync_params), safe="*")
         return redact_url(self.api_url or "") + self.sync_path + (f"?{query}" if query else "")
 
     def loop_settings(self) -> LoopSettings:
@@ -323,6 +329,13 @@ class Config:
             timeout_name=name_of("run_timeout"),
         )
 
+    def secrets(self) -> list[str]:
+        """Everything configured that must never be shown: the key, URL passwords, secret params."""
+        found = [self.api_key] if self.api_key else []
+        return (
+            found + url_secrets(self.api_url) + url_secrets(self.ping_url) + param_secrets(self.sync_params)
+        )
+
     def public(self) -> dict[str, Any]:
         """The effective configuration with secrets redacted, for the startup log line."""
         shown: dict[str, Any] = {}
@@ -330,14 +343,14 @@ class Config:
             value = getattr(self, var.attr)
             if var.secret:
                 value = "<set>" if value else ""
-            elif var.parse is parse_optional_url and value:
-                value = redact_url(value)
+            elif isinstance(value, str) and value:
+                value = redact_url(value)  # every text setting: a URL's password never shows
             elif isinstance(value, (Mode, ZoneInfo, Path)):
                 value = str(value)
             elif var.attr == "exec_cmd":
                 value = shlex.join(value)
             elif var.attr == "sync_params":
-                value = "&".join(f"{k}={v}" for k, v in value)
+                value = "&".join(f"{k}={v}" for k, v in mask_params(value))
             shown[var.name] = value
         return shown
 
@@ -350,8 +363,15 @@ def _read(var: Variable, env: Mapping[str, str]) -> Any:
     try:
         return var.parse(raw)
     except ValueError as exc:
-        shown = "<redacted>" if var.secret else redact_url(raw)
+        shown = _shown_raw(var, raw)
         raise ConfigError(var.name, shown, str(exc)) from None
+
+
+def _shown_raw(var: Variable, raw: str) -> str:
+    """A rejected value as the error line may show it."""
+    if var.secret:
+        return "<redacted>"
+    return redact_query(raw) if var.attr == "sync_params" else redact_url(raw)
 
 
 def read(attr: str, env: Mapping[str, str]) -> Any:
@@ -421,19 +441,23 @@ def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
             f"set either {name_of('api_key')} or {name_of('api_key_file')}, not both",
         )
     try:
-        key = key_file.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            name_of("api_key_file"), str(key_file), f"expected a readable UTF-8 file ({type(exc).__name__})"
-        ) from None
-    if not key.strip():
-        raise ConfigError(name_of("api_key_file"), str(key_file), "expected a file holding the API key")
-    try:
-        values["api_key"] = parse_api_key(key)
+        values["api_key"] = read_key_file(key_file)
     except ValueError as exc:
-        raise ConfigError(
-            name_of("api_key_file"), str(key_file), f"the key in it is invalid: {exc}"
-        ) from None
+        raise ConfigError(name_of("api_key_file"), str(key_file), str(exc)) from None
+
+
+def read_key_file(path: Path) -> str:
+    """The key a file holds; ValueError says what is wrong (read at startup and before each run)."""
+    try:
+        key = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
+    if not key.strip():
+        raise ValueError("expected a file holding the API key")
+    try:
+        return parse_api_key(key)
+    except ValueError as exc:
+        raise ValueError(f"the key in it is invalid: {exc}") from None
 
 
 def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -456,10 +480,13 @@ def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:
 
 
 def _executable_exists(program: str, cwd: Path | None) -> bool:
-    if os.sep in program:
-        path = Path(program) if cwd is None else cwd / program
-        return path.is_file() and os.access(path, os.X_OK)
-    return shutil.which(program) is not None
+    try:
+        if os.sep in program:
+            path = Path(program) if cwd is None else cwd / program
+            return path.is_file() and os.access(path, os.X_OK)
+        return shutil.which(program) is not None
+    except OSError:  # a name over 255 characters, a directory we may not search
+        return False
 
 
 def _warnings(values: dict[str, Any], env: Mapping[str, str]) -> tuple[str, ...]:

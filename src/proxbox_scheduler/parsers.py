@@ -87,7 +87,8 @@ def parse_mode_setting(raw: str) -> Mode:
         raise ValueError(str(exc)) from None
 
 
-def parse_url(raw: str) -> str:
+def parse_url(raw: str, query_hint: str = "") -> str:
+    """An http(s) URL with a host and a usable port; a query or fragment would end up before the path."""
     accepted = "expected an http:// or https:// URL with a host, e.g. http://proxbox-api:8000"
     try:
         parts = urlsplit(raw)
@@ -96,9 +97,13 @@ def parse_url(raw: str) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(accepted)
     try:
-        parts.port  # noqa: B018 - raises on a bad port
+        port = parts.port
     except ValueError:
-        raise ValueError("expected a port number from 1 to 65535 in the URL") from None
+        port = 0
+    if port == 0:
+        raise ValueError("expected a port number from 1 to 65535 in the URL")
+    if parts.query or parts.fragment or raw.endswith(("?", "#")):
+        raise ValueError("expected a URL without a query or fragment" + query_hint)
     return raw.rstrip("/")
 
 
@@ -154,7 +159,11 @@ def _existing(is_kind: Callable[[Path], bool], accepted: str) -> Callable[[str],
         if not raw:
             return None
         path = Path(raw)
-        if not is_kind(path):
+        try:
+            found = is_kind(path)
+        except OSError as exc:  # a component over 255 characters, a directory we may not search
+            raise ValueError(f"{accepted} ({exc.strerror or type(exc).__name__})") from None
+        if not found:
             raise ValueError(accepted)
         return path
 

@@ -23,6 +23,7 @@ from proxbox_scheduler.core.observer import FanOut, Observer
 from proxbox_scheduler.core.outcome import Outcome
 from proxbox_scheduler.core.trigger import Trigger
 from proxbox_scheduler.ops.address import base_url
+from proxbox_scheduler.signals import STOP_SIGNALS
 from proxbox_scheduler.telemetry.log_observer import LogObserver
 from proxbox_scheduler.telemetry.metrics import Metrics
 from proxbox_scheduler.telemetry.status import LoopProbe, StatusStore
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from proxbox_scheduler.ops.server import OpsServer
 
 log = logging.getLogger("proxbox_scheduler")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Service:
@@ -62,7 +62,8 @@ class Service:
             monotonic=self.clock.monotonic,
         )
         # state first, then the log line: whoever reads "run finished" finds /status updated
-        telemetry: list[Observer] = [self.metrics, self.status, LogObserver(str(config.mode))]
+        self._log_observer = LogObserver(str(config.mode))
+        telemetry: list[Observer] = [self.metrics, self.status, self._log_observer]
         if config.ping_url:
             from proxbox_scheduler.telemetry.ping import Pinger
 
@@ -132,11 +133,17 @@ class Service:
 
     @contextlib.asynccontextmanager
     async def _lifecycle(self, *, serve_http: bool) -> AsyncIterator[None]:
-        """Signal handlers, the /livez loop probe and (for `run`) the operations server around the body."""
-        ops = self._start_ops_server() if serve_http else None
+        """Signal handlers, the /livez loop probe and (for `run`) the operations server around the body.
+
+        A stop signal caught before this point (by ``__main__``'s early handler) stops at once.
+        """
         loop = asyncio.get_running_loop()
+        caught = [signum for sig in STOP_SIGNALS for signum in getattr(signal.getsignal(sig), "pending", [])]
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
+        if caught:
+            self._on_signal(caught[0])
+        ops = self._start_ops_server() if serve_http else None
         self.status.loop_probe = self._loop_probe(loop)
         try:
             yield
@@ -157,6 +164,7 @@ class Service:
     async def once(self) -> Outcome:
         """One run now, whatever the mode says."""
         self._announce("once")
+        self._log_observer.mode = "once"
         async with self._lifecycle(serve_http=False):
             outcome = await self.scheduler.run_once()
         self.scheduler.observer.on_stop()

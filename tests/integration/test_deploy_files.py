@@ -53,7 +53,7 @@ def pyproject() -> dict[str, Any]:
 
 def console_script() -> str:
     scripts = pyproject()["project"]["scripts"]
-    (name,) = [name for name, target in scripts.items() if target == "proxbox_scheduler.cli:main"]
+    (name,) = [name for name, target in scripts.items() if target == "proxbox_scheduler.__main__:main"]
     return name
 
 

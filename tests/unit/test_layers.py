@@ -10,6 +10,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "proxbox_scheduler"
 LAYERS = {
     "redact": 0,
+    "signals": 0,
     "core": 1,
     "state": 1,
     "proxbox": 2,

@@ -181,20 +181,20 @@ def test_min_wait_is_capped_by_backoff_max() -> None:
 
 def test_consecutive_auth_failures_double_the_wait_up_to_the_cap_and_success_resets() -> None:
     steps = [Step(0, AUTH)] * 5 + [Step(0), Step(0, AUTH), Step(0)]
-    _, recorder = play("continuous", steps, backoff=1, backoff_max=5)
-    assert [wait for _, _, wait in recorder.ends] == [1, 2, 4, 5, 5, 0, 1, 0]
+    _, recorder = play("continuous", steps, backoff=30, backoff_max=150)
+    assert [wait for _, _, wait in recorder.ends] == [30, 60, 120, 150, 150, 0, 30, 0]
 
 
 def test_other_failures_and_lockouts_neither_reset_nor_extend_the_auth_streak() -> None:
-    lockout = Outcome.failure("HTTP 429", min_wait=6)
+    lockout = Outcome.failure("HTTP 429", min_wait=180)
     steps = [Step(0, AUTH), Step(0, AUTH), Step(0, FAIL), Step(0, lockout), Step(0, AUTH), Step(0)]
-    _, recorder = play("continuous", steps, backoff=1)
-    assert [wait for _, _, wait in recorder.ends] == [1, 2, 1, 6, 4, 0]
+    _, recorder = play("continuous", steps, backoff=30)
+    assert [wait for _, _, wait in recorder.ends] == [30, 60, 30, 180, 120, 0]
 
 
 def test_a_very_long_auth_streak_stays_at_the_cap_without_overflow() -> None:
-    _, recorder = play("continuous", [Step(0, AUTH)] * 1100, backoff=1, backoff_max=5)
-    assert [wait for _, _, wait in recorder.ends][-3:] == [5, 5, 5]
+    _, recorder = play("continuous", [Step(0, AUTH)] * 1100, backoff=30, backoff_max=150)
+    assert [wait for _, _, wait in recorder.ends][-3:] == [150, 150, 150]
 
 
 def test_busy_skip_is_reported_and_continuous_waits_backoff() -> None:

@@ -32,6 +32,9 @@ ends exactly at the fire."""
 MAX_COUNTED_SKIPS = 100_000
 MAX_DOUBLINGS = 60
 """The doubling stops growing here (long past any cap) so a months-long streak cannot overflow."""
+AUTH_REJECTED_FLOOR_SECONDS = 30.0
+"""The least wait after a rejected key, whatever the backoff (even 0): proxbox-api locks a key
+out after five bad attempts, so a rejected key must never be retried in a tight loop."""
 CANCEL_WAIT_SECONDS = 20.0
 """How long a cancelled trigger may take to clean up (exec: SIGTERM, then SIGKILL after 10 s)."""
 
@@ -220,7 +223,8 @@ class Scheduler:
             wait = s.backoff if s.mode.kind is ModeKind.CONTINUOUS else 0.0
         elif outcome.auth_rejected:
             self._auth_streak += 1
-            wait = min(s.backoff * 2.0 ** min(self._auth_streak - 1, MAX_DOUBLINGS), cap)
+            base = max(s.backoff, AUTH_REJECTED_FLOOR_SECONDS)
+            wait = min(base * 2.0 ** min(self._auth_streak - 1, MAX_DOUBLINGS), max(cap, base))
         else:
             wait = s.backoff
         return max(wait, min(outcome.min_wait or 0.0, cap))

@@ -3,6 +3,11 @@
 It runs in its own daemon thread on the standard library's threading server
 so that a slow scraper or a busy event loop never delays the other: the
 schedule never waits on it, and it keeps answering while a run is in flight.
+Whatever the port receives, it holds at most MAX_CONNECTIONS connections
+(a thread and a descriptor each; the excess is closed at once, not queued)
+and drops a client that sends nothing for READ_TIMEOUT_SECONDS, so a flood
+of slow connections can neither stop /livez for long nor take the
+descriptors the runs need.
 """
 
 from __future__ import annotations
@@ -21,11 +26,21 @@ from proxbox_scheduler.telemetry.metrics import CONTENT_TYPE, Metrics
 from proxbox_scheduler.telemetry.status import StatusStore
 
 log = logging.getLogger("proxbox_scheduler.server")
+MAX_CONNECTIONS = 32
+"""Connections served at once; more are closed as soon as they are accepted."""
+READ_TIMEOUT_SECONDS = 5.0
+"""A client silent this long (unfinished headers, a stalled read) is disconnected."""
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     server_version = "proxbox-scheduler"
+    timeout = READ_TIMEOUT_SECONDS
+
+    def do_HEAD(self) -> None:
+        """Like GET without the body (load balancers and uptime checkers probe with HEAD)."""
+        self._head_only = True
+        self.do_GET()
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -52,7 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        if not getattr(self, "_head_only", False):
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http %s", format % args)
@@ -60,6 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst waits in the kernel to be accepted (and closed if over the cap)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-request (a probe timing out) is not worth a traceback."""
@@ -67,9 +84,28 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], status: StatusStore, metrics: Metrics) -> None:
         self.status, self.metrics = status, metrics
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread while a slot is free; otherwise close the connection now."""
+        if not self._slots.acquire(blocking=False):
+            log.debug("ops server busy: closing a connection from %s", client_address)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class OpsServer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,10 @@ from proxbox_scheduler.redact import redact_url
 
 QUOTE_CHARS = 200
 """How much of an HTTP error body's message a reason quotes."""
+HTML_EXCERPT_CHARS = 80
+"""How much of a wrong URL's page (a proxy's HTML) a 404 reason quotes."""
+HTML_SNIFF_BYTES = 4096
+"""How much of an HTML page is searched for its visible text."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class SettingNames:
     url: str
     path: str
     timeout: str
+    backoff_max: str
 
     @property
     def target(self) -> str:
@@ -66,10 +72,47 @@ def quote_body(body: bytes) -> str:
     return clip(text, QUOTE_CHARS)
 
 
+def _seconds(value: float) -> str:
+    """A wait in plain digits: ``100000000000 s``, never ``1e+11 s``."""
+    return f"{value:.0f}" if value >= 10 else f"{value:g}"
+
+
+def _retry_note(wait: float | None, max_wait: float | None, names: SettingNames) -> str:
+    if wait is None:
+        return ""
+    if max_wait is not None and wait > max_wait:
+        return (
+            f"; Retry-After asks for {_seconds(wait)} s, waiting {_seconds(max_wait)} s "
+            f"(capped by {names.backoff_max})"
+        )
+    return f"; retry after {_seconds(wait)} s"
+
+
+def html_excerpt(body: bytes) -> str:
+    """The visible text at the start of an HTML page (its title, a heading), tags dropped."""
+    head = body[:HTML_SNIFF_BYTES].decode("utf-8", "replace")
+    text = re.sub(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", " ", head)
+    return clip(text.replace("&nbsp;", " "), HTML_EXCERPT_CHARS)
+
+
+def _looks_like_html(headers: Mapping[str, str], body: bytes) -> bool:
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind == "text/html" or body.lstrip()[:1] == b"<"
+
+
 def status_outcome(
-    status: int, headers: Mapping[str, str], body: bytes, now: float, names: SettingNames
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    names: SettingNames,
+    *,
+    max_wait: float | None = None,
 ) -> Outcome:
-    """The failure for a non-200 answer; ``headers`` must look up names case-insensitively."""
+    """The failure for a non-200 answer; ``headers`` must look up names case-insensitively.
+
+    ``max_wait`` is the longest the loop will wait, so a larger Retry-After is reported as capped.
+    """
     quote = quote_body(body)
     said = f": {quote}" if quote else ""
     details: dict[str, Any] = {"http_status": status}
@@ -80,7 +123,7 @@ def status_outcome(
     if status in (429, 503):
         wait = retry_after(headers.get("retry-after"), now)
         what = "is rate limiting" if status == 429 else "is unavailable"
-        after = f"; retry after {wait:g} s" if wait is not None else ""
+        after = _retry_note(wait, max_wait, names)
         return Outcome.failure(
             f"proxbox-api {what} (HTTP {status}){said}{after}", min_wait=wait, details=details
         )
@@ -91,8 +134,10 @@ def status_outcome(
             details=details,
         )
     if status == 404:
+        excerpt = html_excerpt(body) if _looks_like_html(headers, body) else clip(quote, HTML_EXCERPT_CHARS)
         return Outcome.failure(
-            f"HTTP 404 from proxbox-api{said}; the URL is probably wrong (check {names.target})",
+            f"HTTP 404 from proxbox-api: the URL is probably wrong (check {names.target})"
+            + (f"; it answered: {excerpt}" if excerpt else ""),
             details=details,
         )
     return Outcome.failure(f"HTTP {status} from proxbox-api{said}", details=details)
@@ -140,6 +185,7 @@ def probe_verdict(
     names: SettingNames,
     *,
     stale_after: float | None = None,
+    max_wait: float | None = None,
 ) -> ProbeVerdict:
     """Interpret the busy check; only a busy answer, a rejected key or a lockout stop the run.
 
@@ -149,7 +195,7 @@ def probe_verdict(
     scheduled sync from then on.
     """
     if status in (401, 403, 429):
-        return ProbeVerdict(status_outcome(status, headers, body, now, names))
+        return ProbeVerdict(status_outcome(status, headers, body, now, names, max_wait=max_wait))
     if status == 404:
         return ProbeVerdict(
             note=f"proxbox-api has no {ACTIVE_PATH} (older version); running without the busy check"

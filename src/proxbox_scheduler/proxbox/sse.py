@@ -227,8 +227,8 @@ class SSEDecoder:
             skip = 0
         value = b"".join(views)
         del views, pieces[:]
-        if name != b"data":
-            self._lines([name + b":" + value], events)
+        if name != b"data":  # re-add the one space the field's value lost: _lines strips one
+            self._lines([name + b": " + value], events)
             return
         self._size += len(value) + 1
         if self._size - 1 > self.max_event_bytes:

@@ -7,7 +7,7 @@ streams (``tests/data/samples``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,11 @@ _FULL_UPDATE_PHASE = re.compile(rb'"phase"\s*:\s*"' + FULL_UPDATE_PHASE.encode()
 _OPERATION_ID = re.compile(r"operation_id=([\w-]+)")
 SNIFF_BYTES = 4096
 """How far into an event's data the pre-filters look for the fields that matter."""
+KNOWN_KINDS = frozenset(stage.replace("-", "_") for stage in STAGES)
+"""Object kinds proxbox-api reports (``devices_count`` ...), always kept."""
+MAX_OTHER_KINDS = 16
+"""Other ``*_count`` kinds kept per result; the rest are counted as dropped."""
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -164,12 +169,10 @@ class StreamVerdict:
         result = body.get("result")
         if not isinstance(result, dict):
             result = {}
-        counts = {
-            key.removesuffix(COUNT_SUFFIX): value
-            for key, value in result.items()
-            if key.endswith(COUNT_SUFFIX) and isinstance(value, int) and not isinstance(value, bool)
-        }
+        counts, dropped = bounded_counts(result)
         details: dict[str, Any] = {"counts": counts}
+        if dropped:
+            details["counts_dropped"] = dropped
         degraded = self._degraded or result.get("degraded") is True
         if "warnings" in result:
             warnings = result["warnings"]
@@ -189,3 +192,24 @@ class StreamVerdict:
             text = event.data
         text = text or f"proxbox-api sent '{event.event}' without a reason"
         return Outcome.failure(clip(text, REASON_CHARS) + self.last_stage_note())
+
+
+def bounded_counts(result: Mapping[str, Any]) -> tuple[dict[str, int], int]:
+    """The ``*_count`` values of a result: every known kind, then at most MAX_OTHER_KINDS others.
+
+    Kinds become metric labels and history entries, so a result with thousands
+    of them must not grow either without bound. Returns the counts and how many were dropped.
+    """
+    counts: dict[str, int] = {}
+    others = dropped = 0
+    for key, value in result.items():
+        if not key.endswith(COUNT_SUFFIX) or not isinstance(value, int) or isinstance(value, bool):
+            continue
+        kind = key.removesuffix(COUNT_SUFFIX)
+        if kind not in KNOWN_KINDS:
+            if others >= MAX_OTHER_KINDS or not _KIND_NAME.fullmatch(kind):
+                dropped += 1
+                continue
+            others += 1
+        counts[kind] = value
+    return counts, dropped

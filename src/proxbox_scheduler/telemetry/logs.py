@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x80-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as escapes (``\\r``, ``\\x1b``): a CR in a command's output cannot forge a line."""
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -41,8 +50,8 @@ class TextFormatter(logging.Formatter):
     """One readable line per record: time, level, message, then key=value fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        line = f"{_timestamp(record)} {record.levelname:<7} {record.getMessage()}"
+        extras = escape_controls(" ".join(f"{k}={v}" for k, v in _fields(record).items()))
+        line = f"{_timestamp(record)} {record.levelname:<7} {escape_controls(record.getMessage())}"
         if extras:
             line += f"  {extras}"
         if record.exc_info:

@@ -89,6 +89,7 @@ class Metrics(Observer):
             if started is not None:
                 self.last_success.set(started)
             counts: dict[str, Any] = outcome.details.get("counts", {})
+            self.objects.clear()  # the last sync's kinds only: labels never pile up across runs
             for kind, value in counts.items():
                 if isinstance(value, (int, float)):
                     self.objects.labels(kind).set(value)

@@ -22,6 +22,8 @@ from proxbox_scheduler.redact import redact_url
 
 log = logging.getLogger("proxbox_scheduler.ping")
 PING_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+SHUTDOWN_WAIT_SECONDS = 1.0
+"""The most shutdown waits for pings still queued or in flight (a hanging endpoint)."""
 SUFFIX = {Status.SUCCESS: "", Status.FAILURE: "/fail", Status.SKIPPED: "/log"}
 
 
@@ -43,10 +45,16 @@ class Pinger(Observer):
     def on_stop(self) -> None:
         self.close()
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, timeout: float = SHUTDOWN_WAIT_SECONDS) -> None:
         """Give queued pings a short chance to go out, then let the daemon worker go."""
         self._queue.put(None)
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning(
+                "pings still pending at shutdown; not waiting longer than %g s for %s",
+                timeout,
+                redact_url(self.url),
+            )
 
     def _work(self) -> None:
         headers = {"User-Agent": f"proxbox-scheduler/{__version__}"}

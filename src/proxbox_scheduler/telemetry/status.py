@@ -16,6 +16,8 @@ from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Progress, ProgressKind
 
 HISTORY = 20
+REASON_CHARS = 1000
+"""Cap on the reason one history entry keeps (the counts are bounded by the verdict)."""
 LOOP_ANSWER_SECONDS = 2.0
 """How long /livez waits for the event loop to run a callback before calling it stuck."""
 
@@ -86,7 +88,7 @@ class StatusStore(Observer):
                     "start": start,
                     "duration_s": round(duration, 3),
                     "outcome": outcome.label.value,
-                    "reason": outcome.reason,
+                    "reason": outcome.reason[:REASON_CHARS],
                     "counts": dict(outcome.details.get("counts", {})),
                 }
             )

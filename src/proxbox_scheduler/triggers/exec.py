@@ -2,7 +2,11 @@
 
 The command runs without a shell, in its own process group, so that a
 timeout or shutdown can stop everything it started (``sh -c`` wrappers,
-Django workers) with one signal and leave neither zombies nor orphans.
+Django workers) with one signal and leave neither zombies nor orphans; what
+escaped the group (a daemon in its own session) is found and stopped by
+``procs`` when the scheduler is a child subreaper. The child gets the
+scheduler's environment without ``PROXBOX_API_KEY`` (see ``child_env``), and
+its output is scrubbed of every configured secret before it is logged.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import os
 import signal
 import subprocess
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Mapping
 
-from proxbox_scheduler.config import Config
+from proxbox_scheduler.config import VARIABLES, Config
 from proxbox_scheduler.core.outcome import Outcome
 from proxbox_scheduler.core.trigger import RunContext
+from proxbox_scheduler.redact import Scrubber
+from proxbox_scheduler.triggers import procs
 
 LINE_LIMIT = 4000
 """Bytes of one output line kept for the log; the rest is counted, not stored."""
@@ -42,24 +48,30 @@ class ExecTrigger:
         self._command = config.target
         self._cwd = config.exec_cwd
         self._kill_after = kill_after
+        self._scrub = Scrubber(config.secrets())
+        self._env = child_env(os.environ)
+        self._before: set[int] | None = None
 
     async def aclose(self) -> None:
         """Nothing is held between runs: each run owns and cleans up its process."""
 
     async def run(self, ctx: RunContext) -> Outcome:
         loop = asyncio.get_running_loop()
+        before = procs.children() if procs.is_subreaper() else None
         try:
             transport, proto = await loop.subprocess_exec(
-                lambda: _Protocol(loop, ctx.log, self._command),
+                lambda: _Protocol(loop, ctx.log, self._scrub(self._command), self._scrub),
                 *self._argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=self._cwd,
+                env=self._env,
                 start_new_session=True,
             )
         except OSError as exc:
             return Outcome.failure(self._spawn_failure(exc))
+        self._before = before
         try:
             return await self._supervise(transport, proto, ctx)
         except asyncio.CancelledError:
@@ -91,6 +103,7 @@ class ExecTrigger:
         if _group_alive(pid):
             ctx.log.warning("the command exited but left processes behind")
             await self._stop_group(transport, ctx)
+        await self._stop_leftovers(pid, ctx)
         await proto.drain(ctx.log)
         code = transport.get_returncode()
         assert code is not None
@@ -100,7 +113,19 @@ class ExecTrigger:
         self, transport: asyncio.SubprocessTransport, proto: _Protocol, ctx: RunContext
     ) -> None:
         await self._stop_group(transport, ctx)
+        await self._stop_leftovers(transport.get_pid(), ctx)
         await proto.drain(ctx.log)
+
+    async def _stop_leftovers(self, pid: int, ctx: RunContext) -> None:
+        """Stop what escaped the group (daemons reparented to us as subreaper), then reap."""
+        if self._before is None:
+            return
+        stopped = await procs.stop_leftovers(self._before, exclude=pid)
+        if stopped:
+            ctx.log.warning(
+                "stopped processes the command left behind outside its group", extra={"pids": sorted(stopped)}
+            )
+        procs.reap_zombies()
 
     async def _stop_group(self, transport: asyncio.SubprocessTransport, ctx: RunContext) -> None:
         """SIGTERM the whole group, SIGKILL it after ``kill_after`` if anything survived."""
@@ -128,8 +153,14 @@ class _Output:
     so a line without a newline for megabytes cannot exhaust memory.
     """
 
-    def __init__(self, name: str, logger: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
+    def __init__(
+        self,
+        name: str,
+        logger: logging.LoggerAdapter,  # type: ignore[type-arg]
+        scrub: Callable[[str], str],
+    ) -> None:
         self.name = name
+        self._scrub = scrub
         self.lines = 0
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self._logger = logger
@@ -154,7 +185,7 @@ class _Output:
         self._cut += max(0, len(piece) - room)
 
     def _emit(self) -> None:
-        line = self._head.decode(errors="replace").removesuffix("\r")
+        line = self._scrub(self._head.decode(errors="replace").removesuffix("\r"))
         if self._cut:
             line += f" [cut: {len(self._head) + self._cut} bytes in all]"
         self._head.clear()
@@ -173,11 +204,12 @@ class _Protocol(asyncio.SubprocessProtocol):
         loop: asyncio.AbstractEventLoop,
         logger: logging.LoggerAdapter,  # type: ignore[type-arg]
         command: str,
+        scrub: Callable[[str], str],
     ) -> None:
         self._logger = logger
         self._command = command
-        self.stdout = _Output("stdout", logger)
-        self.stderr = _Output("stderr", logger)
+        self.stdout = _Output("stdout", logger, scrub)
+        self.stderr = _Output("stderr", logger, scrub)
         self.exited: asyncio.Future[None] = loop.create_future()
         self._closed: asyncio.Future[None] = loop.create_future()
         self._open = {1: self.stdout, 2: self.stderr}
@@ -205,6 +237,15 @@ class _Protocol(asyncio.SubprocessProtocol):
         done, _ = await asyncio.wait({self._closed}, timeout=DRAIN_WAIT_SECONDS)
         if not done:
             logger.warning("an escaped process holds the output open; not reading on")
+
+
+SECRET_VARIABLES = frozenset(v.name for v in VARIABLES if v.secret)
+"""Left out of the child's environment: a command that needs the key reads PROXBOX_API_KEY_FILE."""
+
+
+def child_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The command's environment: the scheduler's, without the API key itself."""
+    return {name: value for name, value in environ.items() if name not in SECRET_VARIABLES}
 
 
 def _verdict(code: int, out: _Output, err: _Output) -> Outcome:

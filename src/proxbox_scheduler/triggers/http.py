@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from proxbox_scheduler import __version__
-from proxbox_scheduler.config import Config, name_of
+from proxbox_scheduler.config import Config, name_of, read_key_file
 from proxbox_scheduler.core.clock import Clock
 from proxbox_scheduler.core.outcome import Outcome
 from proxbox_scheduler.core.trigger import RunContext
@@ -34,9 +34,14 @@ from proxbox_scheduler.proxbox.payload import clip
 from proxbox_scheduler.proxbox.protocol import ACTIVE_PATH, EVENT_STREAM, KEY_HEADER
 from proxbox_scheduler.proxbox.sse import Event, EventTooLarge, SSEDecoder
 from proxbox_scheduler.proxbox.verdict import Milestone, StreamVerdict
-from proxbox_scheduler.redact import redact_url
+from proxbox_scheduler.redact import Scrubber, redact_url
 
-NAMES = SettingNames(url=name_of("api_url"), path=name_of("sync_path"), timeout=name_of("run_timeout"))
+NAMES = SettingNames(
+    url=name_of("api_url"),
+    path=name_of("sync_path"),
+    timeout=name_of("run_timeout"),
+    backoff_max=name_of("backoff_max"),
+)
 ERROR_BODY_BYTES = 64 * 1024
 """How much of a non-200 body is read to quote from; the rest is never downloaded."""
 DEBUG_PREVIEW_CHARS = 300
@@ -77,8 +82,12 @@ class HttpTrigger:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         self._origin = f"{parts.scheme}://{self._host}:{port}"
         self._tls: ssl.SSLContext | None = None
+        self._tls_stamp: tuple[int, int, int] | None = None
+        self._key = config.api_key
+        self.scrub = Scrubber(config.secrets())
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._client_verify: ssl.SSLContext | bool | None = None
 
     async def aclose(self) -> None:
         """Close the pooled connections (the service calls this at shutdown)."""
@@ -86,9 +95,12 @@ class HttpTrigger:
             client, self._client, self._client_loop = self._client, None, None
             await client.aclose()
 
-    def _client_for_this_loop(self, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
-        """One client per event loop, kept across runs (the busy probe's connection serves the stream)."""
+    async def _client_for_this_loop(self, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
+        """One client per event loop and TLS context, kept across runs (the busy probe's
+        connection serves the stream); the key header is set per run."""
         loop = asyncio.get_running_loop()
+        if self._client is not None and self._client_verify is not verify and self._client_loop is loop:
+            await self.aclose()  # the CA bundle changed: new connections must verify against it
         if self._client is None or self._client_loop is not loop:
             self._client = httpx.AsyncClient(
                 headers=self._headers(),
@@ -101,7 +113,9 @@ class HttpTrigger:
                 auth=self._auth,
                 follow_redirects=False,
             )
-            self._client_loop = loop
+            self._client_loop, self._client_verify = loop, verify
+        if self._key:  # set per run: the key file may have been rotated since the last one
+            self._client.headers[KEY_HEADER] = self._key
         return self._client
 
     async def run(self, ctx: RunContext) -> Outcome:
@@ -109,7 +123,10 @@ class HttpTrigger:
             verify = self._verify()
         except (OSError, ssl.SSLError) as exc:
             return Outcome.failure(f"cannot load {name_of('ca_bundle')} {self._config.ca_bundle}: {exc}")
-        client = self._client_for_this_loop(verify)
+        problem = self._reload_key()
+        if problem:
+            return Outcome.failure(problem)
+        client = await self._client_for_this_loop(verify)
         try:
             outcome = None
             if self._config.skip_if_active:
@@ -120,33 +137,50 @@ class HttpTrigger:
             outcome = Outcome.failure(self._explain(exc))
         return self._scrubbed(outcome)
 
+    def _reload_key(self) -> str | None:
+        """Read the key file again before each run: a rotated Kubernetes Secret works at once."""
+        path = self._config.api_key_file
+        if path is None:
+            return None
+        try:
+            key = read_key_file(path)
+        except ValueError as exc:
+            return f"cannot use {name_of('api_key_file')} {path}: {exc}"
+        self.scrub.add(key)
+        self._key = key
+        return None
+
     # ------------------------------------------------------------ requests
 
     def _verify(self) -> ssl.SSLContext | bool:
         """TLS verification: on by default, against a private CA when one is given.
 
-        The context is built once (loading a CA store takes tens of milliseconds);
-        a failure to build it is retried at the next run.
+        The context is built once and again when the bundle file changes (a rotated
+        CA); a failure to build it is retried at the next run.
         """
         if not self._config.verify_ssl:
             return False
-        if self._tls is None:
-            if self._config.ca_bundle is not None:
-                self._tls = ssl.create_default_context(cafile=str(self._config.ca_bundle))
+        bundle = self._config.ca_bundle
+        stamp = None
+        if bundle is not None:
+            info = bundle.stat()
+            stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+        if self._tls is None or stamp != self._tls_stamp:
+            if bundle is not None:
+                self._tls = ssl.create_default_context(cafile=str(bundle))
             else:
                 self._tls = httpx.create_ssl_context()
+            self._tls_stamp = stamp
         return self._tls
 
     def _headers(self) -> dict[str, str]:
-        headers = {
+        """The headers of every request; the key is added per run by ``_client_for_this_loop``."""
+        return {
             "Accept": EVENT_STREAM,
             "Accept-Encoding": "identity",
             "Cache-Control": "no-cache",
             "User-Agent": f"proxbox-scheduler/{__version__}",
         }
-        if self._config.api_key:
-            headers[KEY_HEADER] = self._config.api_key
-        return headers
 
     async def _probe(self, client: httpx.AsyncClient, ctx: RunContext) -> Outcome | None:
         """Ask whether a sync is running; only a definite answer stops the run."""
@@ -165,6 +199,7 @@ class HttpTrigger:
             self._clock.now().timestamp(),
             NAMES,
             stale_after=self._config.run_timeout,
+            max_wait=self._max_wait,
         )
         if verdict.note:
             ctx.log.log(verdict.level, verdict.note)
@@ -176,12 +211,28 @@ class HttpTrigger:
             if response.status_code != 200:
                 body = await _read_capped(response)
                 return status_outcome(
-                    response.status_code, response.headers, body, self._clock.now().timestamp(), NAMES
+                    response.status_code,
+                    response.headers,
+                    body,
+                    self._clock.now().timestamp(),
+                    NAMES,
+                    max_wait=self._max_wait,
                 )
             content_type = response.headers.get("content-type", "")
             if not is_event_stream(content_type):
                 return not_event_stream(content_type, self._config.target, NAMES)
+            encoding = _content_encoding(response)
+            if encoding:
+                return Outcome.failure(
+                    f"proxbox-api answered with Content-Encoding {clip(encoding, 60)!r}; only identity "
+                    "is accepted (a compressed stream could expand without bound): check any proxy in between"
+                )
             return await self._read_events(response, ctx)
+
+    @property
+    def _max_wait(self) -> float:
+        """The longest the loop waits after a failure (it caps Retry-After there)."""
+        return max(self._config.backoff, self._config.backoff_max)
 
     async def _read_events(self, response: httpx.Response, ctx: RunContext) -> Outcome:
         """Decode and judge events until the verdict; returning closes the connection."""
@@ -189,7 +240,7 @@ class HttpTrigger:
         verdict = StreamVerdict(lambda milestone: self._milestone(ctx, milestone))
         debug = ctx.log.isEnabledFor(logging.DEBUG)
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.aiter_raw():
                 for event in decoder.feed(chunk):
                     if debug:
                         self._log_event(ctx, event)
@@ -257,11 +308,9 @@ class HttpTrigger:
         return f"request to {self._origin} failed: {type(exc).__name__}: {exc}"
 
     def _scrub(self, text: str) -> str:
-        """Belt and braces: no key and no URL credentials in anything we show."""
-        if self._config.api_key:
-            text = text.replace(self._config.api_key, "<redacted>")
+        """Belt and braces: no key, no URL credentials and no secret parameter in anything we show."""
         url = self._config.api_url or ""
-        return text.replace(url, redact_url(url))
+        return self.scrub(text.replace(url, redact_url(url)))
 
     def _scrubbed(self, outcome: Outcome) -> Outcome:
         details = {k: self._scrub(v) if isinstance(v, str) else v for k, v in outcome.details.items()}
@@ -278,11 +327,22 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+def _content_encoding(response: httpx.Response) -> str:
+    """The body's content coding unless it is identity (which needs no decoding), else ''."""
+    value = response.headers.get("content-encoding", "").strip().lower()
+    return "" if value in ("", "identity") else value
+
+
 async def _read_capped(response: httpx.Response) -> bytes:
-    """At most ERROR_BODY_BYTES of a body; a broken body is as good as an empty one here."""
+    """At most ERROR_BODY_BYTES of the raw body; a broken or encoded body is as good as none here.
+
+    Raw bytes only: decompressing first would apply the cap after a bomb had exploded.
+    """
     body = bytearray()
+    if _content_encoding(response):
+        return b""
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.aiter_raw():
             body += chunk
             if len(body) >= ERROR_BODY_BYTES:
                 break
