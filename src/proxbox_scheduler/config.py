@@ -11,18 +11,19 @@ from __future__ import annotations
 import difflib
 import os
 import shlex
-import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.loop import LoopSettings
 from proxbox_scheduler.core.schedule import Mode, ModeKind
+from proxbox_scheduler.crosscheck import check_invoke, resolve_key
+from proxbox_scheduler.jobs import DEFAULT_JOB, JOB_ATTRS, JobConfig, job_config
 from proxbox_scheduler.parsers import (
     DEFAULT_EXEC_CMD,
+    ConfigError,
     parse_api_key,
     parse_bool,
     parse_ca_bundle,
@@ -37,19 +38,11 @@ from proxbox_scheduler.parsers import (
     parse_optional_url,
     parse_positive_seconds,
     parse_query,
+    parse_state_path,
     parse_sync_path,
     parse_zone,
 )
 from proxbox_scheduler.redact import redact_url
-
-
-class ConfigError(Exception):
-    """A variable holds a value we cannot accept; str() is the one line shown to the operator."""
-
-    def __init__(self, name: str, value: str, accepted: str) -> None:
-        self.name, self.value, self.accepted = name, value, accepted
-        super().__init__(f"{name}={value!r} is invalid: {accepted}")
-
 
 # ---------------------------------------------------------------- the table
 
@@ -252,6 +245,35 @@ VARIABLES: tuple[Variable, ...] = (
         "port of the health/metrics/status server; 0 turns it off",
     ),
     Variable(
+        "PROXBOX_SCHEDULER_CATCHUP",
+        "catchup",
+        "skip",
+        parse_choice("skip", "latest"),
+        "fires missed while the scheduler was down: `skip` them, or run the `latest` once at start",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_STARTING_DEADLINE_SECONDS",
+        "starting_deadline",
+        "3600",
+        parse_positive_seconds(31 * 86400),
+        "with `latest`: a missed fire older than this many seconds is skipped, not run",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_STATE_PATH",
+        "state_path",
+        "",
+        parse_state_path,
+        "SQLite file that keeps history, last success and backoff across restarts; `memory` for none "
+        "(default `$XDG_STATE_HOME/proxbox-scheduler/state.db`)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_CONFIG",
+        "config_file",
+        "",
+        parse_existing_file,
+        "TOML file with several jobs and targets (see below); without it the variables make one job",
+    ),
+    Variable(
         "PROXBOX_SCHEDULER_PING_URL",
         "ping_url",
         "",
@@ -268,60 +290,48 @@ def name_of(attr: str) -> str:
     return BY_ATTR[attr].name
 
 
+PROCESS_ATTRS = frozenset(
+    {"log_level", "log_json", "shutdown_grace", "http_host", "http_port", "state_path", "config_file"}
+)
+"""Settings of the process; every other variable is a job setting (the default of every job)."""
+
+
 @dataclass(frozen=True)
 class Config:
-    """The validated settings; the single object the rest of the program reads."""
+    """The validated settings of the process and its jobs (at least one; the first is the default).
 
-    mode: Mode
-    invoke: str
-    tz: ZoneInfo
-    backoff: float
-    backoff_max: float
+    Job settings read on the Config itself (``config.mode``, ``config.api_url``) are the
+    first job's, so single-job callers keep working unchanged.
+    """
+
     log_level: str
     log_json: bool
-    api_url: str | None
-    api_key: str = field(repr=False)
-    api_key_file: Path | None
-    sync_path: str
-    sync_params: tuple[tuple[str, str], ...]
-    run_timeout: float
-    connect_timeout: float
-    idle_timeout: float
-    verify_ssl: bool
-    ca_bundle: Path | None
-    max_event_bytes: int
-    skip_if_active: bool
-    exec_cmd: tuple[str, ...]
-    exec_cwd: Path | None
-    run_on_start: bool
-    jitter: float
     shutdown_grace: float
     http_host: str
     http_port: int
-    ping_url: str | None
+    state_path: str
+    config_file: Path | None
+    jobs: tuple[JobConfig, ...]
     warnings: tuple[str, ...] = ()
 
-    @property
-    def target(self) -> str:
-        """What a run calls, fit to be shown: the redacted URL or the command line."""
-        if self.invoke == "exec":
-            return shlex.join(self.exec_cmd)
-        query = urlencode(self.sync_params)
-        return redact_url(self.api_url or "") + self.sync_path + (f"?{query}" if query else "")
+    def __getattr__(self, name: str) -> Any:
+        if name in JOB_ATTRS or name == "target":
+            return getattr(self.jobs[0], name)
+        raise AttributeError(name)
 
-    def loop_settings(self) -> LoopSettings:
-        """The loop's view of this configuration."""
-        return LoopSettings(
-            mode=self.mode,
-            tz=self.tz,
-            backoff=self.backoff,
-            backoff_max=self.backoff_max,
-            run_timeout=self.run_timeout,
-            jitter=self.jitter,
-            shutdown_grace=self.shutdown_grace,
-            run_on_start=self.run_on_start,
-            timeout_name=name_of("run_timeout"),
-        )
+    def job(self, name: str | None = None) -> JobConfig:
+        """The named job (KeyError when unknown), or the first one."""
+        if name is None:
+            return self.jobs[0]
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+    def loop_settings(self, name: str | None = None) -> LoopSettings:
+        """The loop's view of one job (the first by default)."""
+        job = self.job(name)
+        return job.loop_settings(self.shutdown_grace, _blame(self.config_file, job.name)("run_timeout"))
 
     def public(self) -> dict[str, Any]:
         """The effective configuration with secrets redacted, for the startup log line."""
@@ -339,6 +349,8 @@ class Config:
             elif var.attr == "sync_params":
                 value = "&".join(f"{k}={v}" for k, v in value)
             shown[var.name] = value
+        if self.config_file is not None:
+            shown["jobs"] = {job.name: f"{job.mode} {job.target}" for job in self.jobs}
         return shown
 
 
@@ -396,74 +408,36 @@ def closest_variable(name: str) -> str | None:
 
 
 def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = None) -> Config:
-    """Parse and cross-check every variable; raise ConfigError on the first bad one.
+    """Parse and cross-check every variable and the job file; raise ConfigError on the first bad one.
 
-    ``need_target`` (default: unless the mode is off) demands what the invoke
+    ``need_target`` (default: unless the job's mode is off) demands what the invoke
     needs to run: the URL for http, an executable for exec. ``once`` runs
     whatever the mode says, so it always needs one.
     """
     env = os.environ if env is None else env
     values = {var.attr: _read(var, env) for var in VARIABLES}
-    _resolve_key(values, env)
-    if need_target or (need_target is None and values["mode"].kind is not ModeKind.OFF):
-        _check_invoke(values, env)
-    return Config(**values, warnings=_warnings(values, env))
+    warnings = list(unknown_variable_warnings(env))
+    if values["config_file"] is None:
+        resolve_key(values, name_of)
+        jobs: tuple[JobConfig, ...] = (job_config(DEFAULT_JOB, values),)
+    else:
+        from proxbox_scheduler.jobfile import load_file
+
+        jobs = load_file(values["config_file"], values, env)  # also applies the file's process keys
+    for job in jobs:
+        if need_target or (need_target is None and job.mode.kind is not ModeKind.OFF):
+            check_invoke(job, _blame(values["config_file"], job.name), env)
+        if job.invoke == "http" and not job.verify_ssl:
+            where = _blame(values["config_file"], job.name)("verify_ssl")
+            warnings.append(f"{where}=false: proxbox-api's TLS certificate is not verified")
+    process = {attr: values[attr] for attr in PROCESS_ATTRS}
+    return Config(**process, jobs=jobs, warnings=tuple(warnings))
 
 
-def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
-    key_file: Path | None = values["api_key_file"]
-    if key_file is None:
-        return
-    if values["api_key"]:
-        raise ConfigError(
-            name_of("api_key_file"),
-            str(key_file),
-            f"set either {name_of('api_key')} or {name_of('api_key_file')}, not both",
-        )
-    try:
-        key = key_file.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            name_of("api_key_file"), str(key_file), f"expected a readable UTF-8 file ({type(exc).__name__})"
-        ) from None
-    if not key.strip():
-        raise ConfigError(name_of("api_key_file"), str(key_file), "expected a file holding the API key")
-    try:
-        values["api_key"] = parse_api_key(key)
-    except ValueError as exc:
-        raise ConfigError(
-            name_of("api_key_file"), str(key_file), f"the key in it is invalid: {exc}"
-        ) from None
+def _blame(config_file: Path | None, job: str) -> Callable[[str], str]:
+    """Names the setting behind a job's value: the variable, or the file, job and key."""
+    if config_file is None:
+        return name_of
+    from proxbox_scheduler.jobfile import blame
 
-
-def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:
-    if values["invoke"] == "http":
-        if not values["api_url"]:
-            raise ConfigError(
-                name_of("api_url"),
-                env.get(name_of("api_url"), ""),
-                f"required with {name_of('invoke')}=http, e.g. http://proxbox-api:8000",
-            )
-        return
-    argv: tuple[str, ...] = values["exec_cmd"]
-    cwd: Path | None = values["exec_cwd"]
-    if not _executable_exists(argv[0], cwd):
-        raise ConfigError(
-            name_of("exec_cmd"),
-            shlex.join(argv),
-            f"executable {argv[0]!r} not found on PATH or not executable",
-        )
-
-
-def _executable_exists(program: str, cwd: Path | None) -> bool:
-    if os.sep in program:
-        path = Path(program) if cwd is None else cwd / program
-        return path.is_file() and os.access(path, os.X_OK)
-    return shutil.which(program) is not None
-
-
-def _warnings(values: dict[str, Any], env: Mapping[str, str]) -> tuple[str, ...]:
-    found = list(unknown_variable_warnings(env))
-    if values["invoke"] == "http" and not values["verify_ssl"]:
-        found.append(f"{name_of('verify_ssl')}=false: proxbox-api's TLS certificate is not verified")
-    return tuple(found)
+    return blame(config_file, job)

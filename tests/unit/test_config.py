@@ -79,6 +79,10 @@ INVALID = [
     ("PROXBOX_SCHEDULER_HTTP_HOST", "a b"),
     ("PROXBOX_SCHEDULER_HTTP_PORT", "70000"),
     ("PROXBOX_SCHEDULER_HTTP_PORT", "80.5"),
+    ("PROXBOX_SCHEDULER_CATCHUP", "all"),
+    ("PROXBOX_SCHEDULER_STARTING_DEADLINE_SECONDS", "0"),
+    ("PROXBOX_SCHEDULER_STATE_PATH", "/var/lib/proxbox-scheduler/"),
+    ("PROXBOX_SCHEDULER_CONFIG", "/nonexistent/jobs.toml"),
     ("PROXBOX_SCHEDULER_PING_URL", "hc-ping.com/uuid"),
 ]
 

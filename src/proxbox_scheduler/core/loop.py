@@ -53,6 +53,9 @@ class LoopSettings:
     shutdown_grace: float
     run_on_start: bool
     timeout_name: str
+    job: str = "default"
+    catchup: str = "skip"
+    starting_deadline: float = 3600.0
 
 
 @dataclass(frozen=True)
