@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from proxbox_scheduler import __version__
-from proxbox_scheduler.config import Config, ConfigError, load, name_of, read, read_or_default
+from proxbox_scheduler.config import DEFAULT_JOB, Config, ConfigError, load, name_of, read, read_or_default
 from proxbox_scheduler.core.outcome import Status
 from proxbox_scheduler.core.schedule import ModeError, ModeKind, parse_mode
 from proxbox_scheduler.telemetry.logs import setup_logging
@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_version(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", parents=[flags], help="run the schedule until SIGTERM (the container entrypoint)")
-    sub.add_parser("once", parents=[flags], help="one run now; exit 0 success, 1 failure, 2 bad config")
+    once = sub.add_parser(
+        "once", parents=[flags], help="one run now; exit 0 success, 1 failure, 2 bad config"
+    )
+    once.add_argument("job", nargs="?", help="the job to run (default: the only job, `default`)")
     check = sub.add_parser("check", parents=[flags], help="validate the configuration, show the next fires")
     check.add_argument("--count", type=int, default=5, help="how many fire times to show (default 5)")
     check.add_argument("--from", dest="start", help="ISO-8601 instant to start from (default: now)")
@@ -126,15 +129,26 @@ def cmd_run(env: Mapping[str, str]) -> int:
 
 def _adopt_orphans(config: Config) -> None:
     """exec: become a child subreaper, so what a command leaves behind can be stopped and reaped."""
-    if config.invoke == "exec":
+    if any(job.invoke == "exec" for job in config.jobs):
         from proxbox_scheduler.triggers.procs import become_subreaper
 
         become_subreaper()
 
 
-def cmd_once(env: Mapping[str, str]) -> int:
+def _pick_job(config: Config, name: str | None) -> str:
+    """The job `once` runs: the named one, else `default`; ConfigError naming the jobs there are."""
+    names = [job.name for job in config.jobs]
+    wanted = name or DEFAULT_JOB
+    if wanted not in names:
+        accepted = "expected one of the configured jobs: " + ", ".join(names)
+        raise ConfigError("once JOB", name or "", accepted)
+    return wanted
+
+
+def cmd_once(env: Mapping[str, str], name: str | None = None) -> int:
     try:
         config = load(env, need_target=True)
+        job = _pick_job(config, name)
     except ConfigError as exc:
         return _fail_config(exc)
     _adopt_orphans(config)
@@ -150,7 +164,10 @@ def cmd_once(env: Mapping[str, str]) -> int:
         observers.append(TerminalProgress())
     else:
         setup_logging(config.log_level, config.log_json)
-    outcome = asyncio.run(Service(config, observers=observers).once())
+    try:
+        outcome = asyncio.run(Service(config, observers=observers).once(job))
+    except ConfigError as exc:
+        return _fail_config(exc)
     if outcome.status is Status.SKIPPED:
         _say(f"{PROG}: run skipped: {outcome.reason}")
         return EXIT_OK
@@ -202,21 +219,26 @@ def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
         return _fail_config(exc)
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    mode = config.mode
-    print(
-        f"# configuration valid: mode {mode}, zone {config.tz.key}, invoke {config.invoke}, "
-        f"target {config.target}",
-        file=sys.stderr,
-    )
-    if mode.kind is ModeKind.OFF:
-        print("# scheduling is disabled: `run` exits 0 at once", file=sys.stderr)
-    elif mode.kind is ModeKind.CONTINUOUS:
-        print("# continuous: each run starts as soon as the previous one succeeded", file=sys.stderr)
-    try:
-        for fire in upcoming(mode, start, config.tz, count):
-            print(f"{fire.isoformat()}  {fire.strftime('%a')}  {fire.tzname()}")
-    except (OverflowError, StopIteration):
-        print("# no further fire times before the year 9999", file=sys.stderr)
+    fires: list[tuple[datetime, str]] = []
+    for job in config.jobs:
+        mode = job.mode
+        print(
+            f"# configuration valid: job {job.name}: mode {mode}, zone {job.tz.key}, invoke {job.invoke}, "
+            f"target {job.target}",
+            file=sys.stderr,
+        )
+        if mode.kind is ModeKind.OFF:
+            print(f"# job {job.name}: scheduling is disabled", file=sys.stderr)
+        elif mode.kind is ModeKind.CONTINUOUS:
+            print(
+                f"# job {job.name}: continuous: each run starts when the previous one ended", file=sys.stderr
+            )
+        try:
+            fires.extend((fire, job.name) for fire in upcoming(mode, start.astimezone(job.tz), job.tz, count))
+        except (OverflowError, StopIteration):
+            print(f"# job {job.name}: no further fire times before the year 9999", file=sys.stderr)
+    for fire, name in sorted(fires, key=lambda pair: pair[0])[:count]:
+        print(f"{fire.isoformat()}  {fire.strftime('%a')}  {fire.tzname()}  {name}")
     return EXIT_OK
 
 
@@ -243,7 +265,7 @@ def _dispatch(argv: list[str]) -> int:
     if command == "run":
         return cmd_run(env)
     if command == "once":
-        return cmd_once(env)
+        return cmd_once(env, args.job)
     if command == "check":
         return cmd_check(env, args.count, args.start)
     if command == "healthcheck":

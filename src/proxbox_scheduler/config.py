@@ -11,330 +11,63 @@ from __future__ import annotations
 import difflib
 import os
 import shlex
-import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.loop import LoopSettings
 from proxbox_scheduler.core.schedule import Mode, ModeKind
-from proxbox_scheduler.parsers import (
-    DEFAULT_EXEC_CMD,
-    parse_api_key,
-    parse_bool,
-    parse_ca_bundle,
-    parse_choice,
-    parse_command,
-    parse_existing_dir,
-    parse_existing_file,
-    parse_host,
-    parse_log_level,
-    parse_mode_setting,
-    parse_number,
-    parse_optional_url,
-    parse_positive_seconds,
-    parse_query,
-    parse_sync_path,
-    parse_url,
-    parse_zone,
+from proxbox_scheduler.crosscheck import check_invoke, resolve_key
+from proxbox_scheduler.jobfile import blame, load_file
+from proxbox_scheduler.jobs import DEFAULT_JOB, JOB_ATTRS, JobConfig, job_config
+from proxbox_scheduler.parsers import ConfigError
+from proxbox_scheduler.redact import mask_params, redact_query, redact_url
+from proxbox_scheduler.variables import BY_ATTR, BY_NAME, VARIABLES, Variable, name_of
+
+PROCESS_ATTRS = frozenset(
+    {"log_level", "log_json", "shutdown_grace", "http_host", "http_port", "state_path", "config_file"}
 )
-from proxbox_scheduler.redact import mask_params, param_secrets, redact_query, redact_url, url_secrets
-
-
-class ConfigError(Exception):
-    """A variable holds a value we cannot accept; str() is the one line shown to the operator."""
-
-    def __init__(self, name: str, value: str, accepted: str) -> None:
-        self.name, self.value, self.accepted = name, value, accepted
-        super().__init__(f"{name}={value!r} is invalid: {accepted}")
-
-
-# ---------------------------------------------------------------- the table
-
-
-def parse_api_url(raw: str) -> str | None:
-    """proxbox-api's base URL; query parameters belong in their own setting."""
-    return parse_url(raw, f"; put query parameters in {name_of('sync_params')}") if raw else None
-
-
-@dataclass(frozen=True)
-class Variable:
-    """One environment variable: where it lands in Config and how it is read."""
-
-    name: str
-    attr: str
-    default: str
-    parse: Callable[[str], Any]
-    doc: str
-    secret: bool = False
-
-
-GiB = 1024**3
-VARIABLES: tuple[Variable, ...] = (
-    Variable(
-        "PROXBOX_MODE",
-        "mode",
-        "off",
-        parse_mode_setting,
-        "`off`, `continuous`, `interval=<seconds>` or `cron=<5-field expression or @alias>`",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_INVOKE",
-        "invoke",
-        "http",
-        parse_choice("http", "exec"),
-        "`http` (call proxbox-api's SSE stream) or `exec` (run a command)",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_TZ",
-        "tz",
-        "UTC",
-        parse_zone,
-        "IANA time zone in which cron expressions are evaluated and times are shown",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_BACKOFF_ON_ERROR_SECONDS",
-        "backoff",
-        "30",
-        parse_number(0, 86400),
-        "wait after a failed run before the next attempt, in every mode (0-86400)",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_BACKOFF_MAX_SECONDS",
-        "backoff_max",
-        "3600",
-        parse_number(0, 604800),
-        "cap of the doubling wait after consecutive rejected API keys (0-604800)",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_LOG_LEVEL",
-        "log_level",
-        "INFO",
-        parse_log_level,
-        "`DEBUG`, `INFO`, `WARNING` or `ERROR`",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_LOG_JSON",
-        "log_json",
-        "true",
-        parse_bool,
-        "JSON lines on stdout when true, one readable line per record when false",
-    ),
-    Variable(
-        "PROXBOX_API_URL",
-        "api_url",
-        "",
-        parse_api_url,
-        "base URL of proxbox-api (a path prefix is kept; no query); required for `http` unless mode is off",
-    ),
-    Variable(
-        "PROXBOX_API_KEY",
-        "api_key",
-        "",
-        parse_api_key,
-        "sent as `X-Proxbox-API-Key`; never logged",
-        secret=True,
-    ),
-    Variable(
-        "PROXBOX_API_KEY_FILE",
-        "api_key_file",
-        "",
-        parse_existing_file,
-        "file holding the key, e.g. a Docker/Kubernetes secret; not with PROXBOX_API_KEY",
-    ),
-    Variable(
-        "PROXBOX_SYNC_PATH",
-        "sync_path",
-        "/full-update/stream",
-        parse_sync_path,
-        "path of the stream endpoint, appended to `PROXBOX_API_URL`",
-    ),
-    Variable(
-        "PROXBOX_SYNC_PARAMS",
-        "sync_params",
-        "",
-        parse_query,
-        "query string passed through, e.g. `fetch_max_concurrency=4&dry_run=true`",
-    ),
-    Variable(
-        "PROXBOX_API_TIMEOUT",
-        "run_timeout",
-        "7200",
-        parse_positive_seconds(604800),
-        "hard limit in seconds on one run's total duration, for both invokes",
-    ),
-    Variable(
-        "PROXBOX_API_CONNECT_TIMEOUT",
-        "connect_timeout",
-        "10",
-        parse_positive_seconds(3600),
-        "seconds to establish the connection to proxbox-api",
-    ),
-    Variable(
-        "PROXBOX_API_IDLE_TIMEOUT",
-        "idle_timeout",
-        "120",
-        parse_positive_seconds(86400),
-        "seconds without a single byte (keep-alives included) after which a run fails",
-    ),
-    Variable(
-        "PROXBOX_API_VERIFY_SSL",
-        "verify_ssl",
-        "true",
-        parse_bool,
-        "verify proxbox-api's TLS certificate; false logs a warning at startup",
-    ),
-    Variable(
-        "PROXBOX_API_CA_BUNDLE",
-        "ca_bundle",
-        "",
-        parse_ca_bundle,
-        "PEM file of a private CA to verify proxbox-api's certificate with",
-    ),
-    Variable(
-        "PROXBOX_SSE_MAX_EVENT_BYTES",
-        "max_event_bytes",
-        str(256 * 1024 * 1024),
-        parse_number(1024, 4 * GiB, integer=True),
-        "cap on one SSE event's data; a larger event fails the run instead of exhausting memory",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_SKIP_IF_ACTIVE",
-        "skip_if_active",
-        "true",
-        parse_bool,
-        "ask `GET /sync/active` first and skip the run while another sync is running",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_EXEC_CMD",
-        "exec_cmd",
-        DEFAULT_EXEC_CMD,
-        parse_command,
-        "command for `exec`, split like a shell would and run without one",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_EXEC_CWD",
-        "exec_cwd",
-        "",
-        parse_existing_dir,
-        "working directory of the `exec` command (default: the scheduler's)",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_RUN_ON_START",
-        "run_on_start",
-        "false",
-        parse_bool,
-        "run once at start, then follow the schedule",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_JITTER_SECONDS",
-        "jitter",
-        "0",
-        parse_number(0, 86400),
-        "random delay in [0, J] seconds before each scheduled fire, to spread many schedulers",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_SHUTDOWN_GRACE_SECONDS",
-        "shutdown_grace",
-        "25",
-        parse_number(0, 3600),
-        "how long a run in flight may finish after SIGTERM before it is cancelled",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_HTTP_HOST",
-        "http_host",
-        "0.0.0.0",
-        parse_host,
-        "address of the health/metrics/status server",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_HTTP_PORT",
-        "http_port",
-        "9750",
-        parse_number(0, 65535, integer=True),
-        "port of the health/metrics/status server; 0 turns it off",
-    ),
-    Variable(
-        "PROXBOX_SCHEDULER_PING_URL",
-        "ping_url",
-        "",
-        parse_optional_url,
-        "dead-man's switch (healthchecks.io style): `/start`, success and `/fail` pings",
-    ),
-)
-BY_NAME = {v.name: v for v in VARIABLES}
-BY_ATTR = {v.attr: v for v in VARIABLES}
-
-
-def name_of(attr: str) -> str:
-    """The variable that sets ``Config.<attr>``, for messages that tell the operator what to change."""
-    return BY_ATTR[attr].name
+"""Settings of the process; every other variable is a job setting (the default of every job)."""
 
 
 @dataclass(frozen=True)
 class Config:
-    """The validated settings; the single object the rest of the program reads."""
+    """The validated settings of the process and its jobs (at least one; the first is the default).
 
-    mode: Mode
-    invoke: str
-    tz: ZoneInfo
-    backoff: float
-    backoff_max: float
+    Job settings read on the Config itself (``config.mode``, ``config.api_url``) are the
+    first job's, so single-job callers keep working unchanged.
+    """
+
     log_level: str
     log_json: bool
-    api_url: str | None
-    api_key: str = field(repr=False)
-    api_key_file: Path | None
-    sync_path: str
-    sync_params: tuple[tuple[str, str], ...]
-    run_timeout: float
-    connect_timeout: float
-    idle_timeout: float
-    verify_ssl: bool
-    ca_bundle: Path | None
-    max_event_bytes: int
-    skip_if_active: bool
-    exec_cmd: tuple[str, ...]
-    exec_cwd: Path | None
-    run_on_start: bool
-    jitter: float
     shutdown_grace: float
     http_host: str
     http_port: int
-    ping_url: str | None
+    state_path: str
+    config_file: Path | None
+    jobs: tuple[JobConfig, ...]
     warnings: tuple[str, ...] = ()
 
-    @property
-    def target(self) -> str:
-        """What a run calls, fit to be shown: the redacted URL or the command line."""
-        if self.invoke == "exec":
-            return shlex.join(self.exec_cmd)
-        query = urlencode(mask_params(self.sync_params), safe="*")
-        return redact_url(self.api_url or "") + self.sync_path + (f"?{query}" if query else "")
+    def __getattr__(self, name: str) -> Any:
+        if name in JOB_ATTRS or name in ("target", "secrets"):
+            return getattr(self.jobs[0], name)
+        raise AttributeError(name)
 
-    def loop_settings(self) -> LoopSettings:
-        """The loop's view of this configuration."""
-        return LoopSettings(
-            mode=self.mode,
-            tz=self.tz,
-            backoff=self.backoff,
-            backoff_max=self.backoff_max,
-            run_timeout=self.run_timeout,
-            jitter=self.jitter,
-            shutdown_grace=self.shutdown_grace,
-            run_on_start=self.run_on_start,
-            timeout_name=name_of("run_timeout"),
-        )
+    def job(self, name: str | None = None) -> JobConfig:
+        """The named job (KeyError when unknown), or the first one."""
+        if name is None:
+            return self.jobs[0]
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
 
-    def secrets(self) -> list[str]:
-        """Everything configured that must never be shown: the key, URL passwords, secret params."""
-        found = [self.api_key] if self.api_key else []
-        return (
-            found + url_secrets(self.api_url) + url_secrets(self.ping_url) + param_secrets(self.sync_params)
-        )
+    def loop_settings(self, name: str | None = None) -> LoopSettings:
+        """The loop's view of one job (the first by default)."""
+        job = self.job(name)
+        return job.loop_settings(self.shutdown_grace, _blame(self.config_file, job.name)("run_timeout"))
 
     def public(self) -> dict[str, Any]:
         """The effective configuration with secrets redacted, for the startup log line."""
@@ -352,6 +85,8 @@ class Config:
             elif var.attr == "sync_params":
                 value = "&".join(f"{k}={v}" for k, v in mask_params(value))
             shown[var.name] = value
+        if self.config_file is not None:
+            shown["jobs"] = {job.name: f"{job.mode} {job.target}" for job in self.jobs}
         return shown
 
 
@@ -416,81 +151,30 @@ def closest_variable(name: str) -> str | None:
 
 
 def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = None) -> Config:
-    """Parse and cross-check every variable; raise ConfigError on the first bad one.
+    """Parse and cross-check every variable and the job file; raise ConfigError on the first bad one.
 
-    ``need_target`` (default: unless the mode is off) demands what the invoke
+    ``need_target`` (default: unless the job's mode is off) demands what the invoke
     needs to run: the URL for http, an executable for exec. ``once`` runs
     whatever the mode says, so it always needs one.
     """
     env = os.environ if env is None else env
     values = {var.attr: _read(var, env) for var in VARIABLES}
-    _resolve_key(values, env)
-    if need_target or (need_target is None and values["mode"].kind is not ModeKind.OFF):
-        _check_invoke(values, env)
-    return Config(**values, warnings=_warnings(values, env))
+    warnings = list(unknown_variable_warnings(env))
+    if values["config_file"] is None:
+        resolve_key(values, name_of)
+        jobs: tuple[JobConfig, ...] = (job_config(DEFAULT_JOB, values),)
+    else:
+        jobs = load_file(values["config_file"], values, env)  # also applies the file's process keys
+    for job in jobs:
+        if need_target or (need_target is None and job.mode.kind is not ModeKind.OFF):
+            check_invoke(job, _blame(values["config_file"], job.name), env)
+        if job.invoke == "http" and not job.verify_ssl:
+            where = _blame(values["config_file"], job.name)("verify_ssl")
+            warnings.append(f"{where}=false: proxbox-api's TLS certificate is not verified")
+    process = {attr: values[attr] for attr in PROCESS_ATTRS}
+    return Config(**process, jobs=jobs, warnings=tuple(warnings))
 
 
-def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
-    key_file: Path | None = values["api_key_file"]
-    if key_file is None:
-        return
-    if values["api_key"]:
-        raise ConfigError(
-            name_of("api_key_file"),
-            str(key_file),
-            f"set either {name_of('api_key')} or {name_of('api_key_file')}, not both",
-        )
-    try:
-        values["api_key"] = read_key_file(key_file)
-    except ValueError as exc:
-        raise ConfigError(name_of("api_key_file"), str(key_file), str(exc)) from None
-
-
-def read_key_file(path: Path) -> str:
-    """The key a file holds; ValueError says what is wrong (read at startup and before each run)."""
-    try:
-        key = path.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
-    if not key.strip():
-        raise ValueError("expected a file holding the API key")
-    try:
-        return parse_api_key(key)
-    except ValueError as exc:
-        raise ValueError(f"the key in it is invalid: {exc}") from None
-
-
-def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:
-    if values["invoke"] == "http":
-        if not values["api_url"]:
-            raise ConfigError(
-                name_of("api_url"),
-                env.get(name_of("api_url"), ""),
-                f"required with {name_of('invoke')}=http, e.g. http://proxbox-api:8000",
-            )
-        return
-    argv: tuple[str, ...] = values["exec_cmd"]
-    cwd: Path | None = values["exec_cwd"]
-    if not _executable_exists(argv[0], cwd):
-        raise ConfigError(
-            name_of("exec_cmd"),
-            shlex.join(argv),
-            f"executable {argv[0]!r} not found on PATH or not executable",
-        )
-
-
-def _executable_exists(program: str, cwd: Path | None) -> bool:
-    try:
-        if os.sep in program:
-            path = Path(program) if cwd is None else cwd / program
-            return path.is_file() and os.access(path, os.X_OK)
-        return shutil.which(program) is not None
-    except OSError:  # a name over 255 characters, a directory we may not search
-        return False
-
-
-def _warnings(values: dict[str, Any], env: Mapping[str, str]) -> tuple[str, ...]:
-    found = list(unknown_variable_warnings(env))
-    if values["invoke"] == "http" and not values["verify_ssl"]:
-        found.append(f"{name_of('verify_ssl')}=false: proxbox-api's TLS certificate is not verified")
-    return tuple(found)
+def _blame(config_file: Path | None, job: str) -> Callable[[str], str]:
+    """Names the setting behind a job's value: the variable, or the file, job and key."""
+    return name_of if config_file is None else blame(config_file, job)

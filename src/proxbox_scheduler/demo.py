@@ -61,7 +61,7 @@ def run_demo(*, interval: float = 6.0, duration: float | None = None, json_logs:
 
     async def main() -> None:
         if duration is not None:
-            asyncio.get_running_loop().call_later(duration, service.scheduler.request_stop)
+            asyncio.get_running_loop().call_later(duration, service.request_stop)
         await service.serve()
 
     try:

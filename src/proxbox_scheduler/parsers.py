@@ -18,6 +18,14 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_EXEC_CMD = "python manage.py proxbox_sync --wait --enqueue-once"
 
 
+class ConfigError(Exception):
+    """A setting holds a value we cannot accept; str() is the one line shown to the operator."""
+
+    def __init__(self, name: str, value: str, accepted: str) -> None:
+        self.name, self.value, self.accepted = name, value, accepted
+        super().__init__(f"{name}={value!r} is invalid: {accepted}")
+
+
 def parse_bool(raw: str) -> bool:
     word = raw.lower()
     if word in TRUE_WORDS:
@@ -194,4 +202,11 @@ def parse_ca_bundle(raw: str) -> Path | None:
 def parse_host(raw: str) -> str:
     if not raw or any(c.isspace() for c in raw):
         raise ValueError("expected an address to listen on, e.g. 0.0.0.0 or 127.0.0.1")
+    return raw
+
+
+def parse_state_path(raw: str) -> str:
+    """``memory``, a file path, or empty for the per-user default (resolved by the state package)."""
+    if "\x00" in raw or raw.endswith("/"):
+        raise ValueError("expected `memory` or the path of a file (not a directory)")
     return raw

@@ -16,17 +16,18 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from proxbox_scheduler import __version__
-from proxbox_scheduler.config import Config, ConfigError, name_of
+from proxbox_scheduler.config import Config, ConfigError, JobConfig, name_of
 from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.gate import TargetLock
 from proxbox_scheduler.core.loop import CANCEL_WAIT_SECONDS, Scheduler
 from proxbox_scheduler.core.observer import FanOut, Observer
 from proxbox_scheduler.core.outcome import Outcome
-from proxbox_scheduler.core.trigger import Trigger
 from proxbox_scheduler.ops.address import base_url
 from proxbox_scheduler.signals import STOP_SIGNALS
+from proxbox_scheduler.state import MemoryStore, StateLocked, StateStore, StateUnavailable, store_from_setting
 from proxbox_scheduler.telemetry.log_observer import LogObserver
 from proxbox_scheduler.telemetry.metrics import Metrics
-from proxbox_scheduler.telemetry.status import LoopProbe, StatusStore
+from proxbox_scheduler.telemetry.status import HISTORY, LoopProbe, StatusStore
 from proxbox_scheduler.triggers import make_trigger
 
 if TYPE_CHECKING:
@@ -36,44 +37,94 @@ log = logging.getLogger("proxbox_scheduler")
 
 
 class Service:
-    """One scheduler process: ``serve`` for the long-running loop, ``once`` for a single run."""
+    """One scheduler process: ``serve`` runs every job's loop, ``once`` a single run of one job."""
 
     def __init__(
         self,
         config: Config,
         *,
-        trigger: Trigger | None = None,
         clock: Clock | None = None,
         observers: list[Observer] | None = None,
+        store: StateStore | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or Clock()
-        self.trigger = trigger or make_trigger(config, self.clock)
-        self.metrics = Metrics(version=__version__, mode=str(config.mode), invoke=config.invoke)
-        self.status = StatusStore(
-            {
-                "version": __version__,
-                "mode": str(config.mode),
-                "zone": config.tz.key,
-                "invoke": config.invoke,
-                "target": config.target,
-            },
-            hard_limit=config.run_timeout + config.shutdown_grace + CANCEL_WAIT_SECONDS,
-            monotonic=self.clock.monotonic,
+        self.store = store or store_from_setting(config.state_path)
+        self.observers = observers or []
+        self.triggers = {job.name: make_trigger(job, self.clock) for job in config.jobs}
+        first = config.jobs[0]
+        self.metrics = Metrics(
+            version=__version__, mode=str(first.mode), invoke=first.invoke, jobs=[j.name for j in config.jobs]
         )
-        # state first, then the log line: whoever reads "run finished" finds /status updated
-        self._log_observer = LogObserver(str(config.mode))
-        telemetry: list[Observer] = [self.metrics, self.status, self._log_observer]
-        if config.ping_url:
+        longest = max(job.run_timeout for job in config.jobs)
+        self.status = StatusStore(
+            {"version": __version__},
+            hard_limit=longest + config.shutdown_grace + CANCEL_WAIT_SECONDS,
+            monotonic=self.clock.monotonic,
+            jobs=[
+                {
+                    "name": j.name,
+                    "mode": str(j.mode),
+                    "zone": j.tz.key,
+                    "invoke": j.invoke,
+                    "target": j.target,
+                }
+                for j in config.jobs
+            ],
+        )
+        self.schedulers: list[Scheduler] = []
+        self._stopping = False
+
+    def _observer(self, job: JobConfig, shown_mode: str) -> Observer:
+        """The job's telemetry: state first, then the log line, so whoever reads "run finished"
+        finds /status updated."""
+        telemetry: list[Observer] = [
+            self.metrics.job(job.name),
+            self.status.job(job.name),
+            LogObserver(shown_mode, job.name),
+        ]
+        if job.ping_url:
             from proxbox_scheduler.telemetry.ping import Pinger
 
-            telemetry.append(Pinger(config.ping_url))
-        self.scheduler = Scheduler(
-            config.loop_settings(),
-            self.trigger,
+            telemetry.append(Pinger(job.ping_url))
+        return FanOut([*telemetry, *self.observers])
+
+    async def _scheduler(self, job: JobConfig, lock: TargetLock | None, shown_mode: str = "") -> Scheduler:
+        """The job's loop, started from what the store remembers of it; ``shown_mode`` is the mode
+        its log lines name (`once` for a lone run)."""
+        remembered = await self.store.load(job.name, recent=HISTORY)
+        self.metrics.job(job.name).restore(remembered)
+        self.status.job(job.name).restore(remembered)
+        return Scheduler(
+            self.config.loop_settings(job.name),
+            self.triggers[job.name],
             clock=self.clock,
-            observer=FanOut([*telemetry, *(observers or [])]),
+            observer=self._observer(job, shown_mode or str(job.mode)),
+            store=self.store,
+            memory=remembered,
+            lock=lock,
         )
+
+    async def _open_store(self, *, lenient: bool) -> None:
+        """Open the state store; ``lenient`` (`once`): a store held by a running scheduler is replaced
+        by memory with a warning. Any other failure is bad configuration (exit 2)."""
+        try:
+            opened = await self.store.open()
+        except StateLocked as exc:
+            if not lenient:
+                raise ConfigError(name_of("state_path"), self.config.state_path, str(exc)) from None
+            log.warning("%s: this run is not recorded", exc)
+            self.store = MemoryStore()
+            opened = await self.store.open()
+        except StateUnavailable as exc:
+            raise ConfigError(name_of("state_path"), self.config.state_path, str(exc)) from None
+        for warning in opened.warnings:
+            log.warning(warning)
+        for run in opened.interrupted:
+            log.warning(
+                "a run was interrupted by the end of the previous process",
+                extra={"job": run.job, "run_id": run.run_id, "started": run.started.isoformat()},
+            )
 
     def _announce(self, command: str) -> None:
         log.info(
@@ -88,13 +139,19 @@ class Service:
         for warning in self.config.warnings:
             log.warning(warning)
 
+    def request_stop(self) -> None:
+        """As a signal does: first call lets runs finish within the grace, the second cancels them."""
+        self._stopping = True
+        for scheduler in self.schedulers:
+            scheduler.request_stop()
+
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
-        if self.scheduler.stopping:
-            log.warning("second %s: cancelling the run in flight now", name)
+        if self._stopping:
+            log.warning("second %s: cancelling the runs in flight now", name)
         else:
             log.info("%s received: stopping", name, extra={"signal": name})
-        self.scheduler.request_stop()
+        self.request_stop()
 
     @staticmethod
     def _loop_probe(loop: asyncio.AbstractEventLoop) -> LoopProbe:
@@ -133,9 +190,10 @@ class Service:
 
     @contextlib.asynccontextmanager
     async def _lifecycle(self, *, serve_http: bool) -> AsyncIterator[None]:
-        """Signal handlers, the /livez loop probe and (for `run`) the operations server around the body.
+        """Signal handlers, store, the /livez probe and (for `run`) the operations server around the body.
 
-        A stop signal caught before this point (by ``__main__``'s early handler) stops at once.
+        The handlers come first: a stop signal caught before this point (by the entry point's
+        early handler) stops at once, and one during the store's opening is not lost.
         """
         loop = asyncio.get_running_loop()
         caught = [signum for sig in STOP_SIGNALS for signum in getattr(signal.getsignal(sig), "pending", [])]
@@ -143,29 +201,41 @@ class Service:
             loop.add_signal_handler(sig, self._on_signal, sig)
         if caught:
             self._on_signal(caught[0])
-        ops = self._start_ops_server() if serve_http else None
-        self.status.loop_probe = self._loop_probe(loop)
+        ops = None
         try:
+            await self._open_store(lenient=not serve_http)
+            ops = self._start_ops_server() if serve_http else None
+            self.status.loop_probe = self._loop_probe(loop)
             yield
         finally:
             for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
-            await self.trigger.aclose()
+            for trigger in self.triggers.values():
+                await trigger.aclose()
             if ops:
                 ops.close()
+            await self.store.close()
 
     async def serve(self) -> None:
-        """Run the schedule until SIGTERM/SIGINT."""
+        """Run every job's schedule until SIGTERM/SIGINT; jobs on one target take turns."""
         self._announce("run")
         async with self._lifecycle(serve_http=True):
-            await self.scheduler.run_forever()
+            locks: dict[str, TargetLock] = {}
+            for job in self.config.jobs:
+                lock = locks.setdefault(job.lock, TargetLock(job.lock))
+                self.schedulers.append(await self._scheduler(job, lock))
+            if self._stopping:  # a signal came while the store was loading
+                self.request_stop()
+            await asyncio.gather(*(scheduler.run_forever() for scheduler in self.schedulers))
         log.info("stopped")
 
-    async def once(self) -> Outcome:
-        """One run now, whatever the mode says."""
+    async def once(self, name: str | None = None) -> Outcome:
+        """One run of the job (the first by default) now, whatever its mode says."""
         self._announce("once")
-        self._log_observer.mode = "once"
+        job = self.config.job(name)
         async with self._lifecycle(serve_http=False):
-            outcome = await self.scheduler.run_once()
-        self.scheduler.observer.on_stop()
+            scheduler = await self._scheduler(job, None, shown_mode="once")
+            self.schedulers.append(scheduler)
+            outcome = await scheduler.run_once()
+            scheduler.observer.on_stop()
         return outcome

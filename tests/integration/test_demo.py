@@ -37,7 +37,7 @@ def test_demo_reaches_a_successful_run_serves_its_page_and_stops_on_sigint() -> 
         # the log line is written before the status store and metrics see the run: poll, do not race
         page = poll(lambda: (r := http_get(page_url)).status == 200 and "<svg" in r.text and r, 5, "a bar")
         assert "success" in page.text
-        success = ("proxbox_scheduler_runs_total", frozenset({("outcome", "success")}))
+        success = ("proxbox_scheduler_runs_total", frozenset({("job", "default"), ("outcome", "success")}))
         poll(
             lambda: metrics_samples(http_get(metrics_url).text).get(success, 0) >= 1, 5, "runs_total success"
         )

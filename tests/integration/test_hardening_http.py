@@ -39,7 +39,7 @@ def test_thousands_of_count_kinds_keep_metrics_and_status_small(server: SSEServe
         status = http_get(f"http://127.0.0.1:{port}/status")
     assert len(metrics.body) < 32_000, len(metrics.body)
     assert len(status.body) < 64_000, len(status.body)
-    assert 'proxbox_scheduler_last_sync_objects{kind="devices"} 3.0' in metrics.text
+    assert 'proxbox_scheduler_last_sync_objects{job="default",kind="devices"} 3.0' in metrics.text
     assert json.loads(status.body)["runs"][0]["counts"]["devices"] == 3
 
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from proxbox_emulator import Emulator, EmulatorSettings
-from tests.support.http import http_get, metric, metrics_samples
+from tests.support.http import http_get, metrics_samples
+from tests.support.http import metric as any_metric
 from tests.support.processes import CLI, Proc, base_env, event, free_port, poll, run_cli, running
 
 KEY = "ops-test-key-9b2e41d7c3"
@@ -34,6 +35,12 @@ METRICS = (
     "proxbox_scheduler_consecutive_failures",
     "proxbox_scheduler_build_info",
 )
+
+
+def metric(samples: Any, name: str, **labels: str) -> float:
+    """A sample of the one job these processes run (every per-run metric has the ``job`` label)."""
+    job = {} if name == "proxbox_scheduler_build_info" else {"job": "default"}
+    return any_metric(samples, name, **job, **labels)
 
 
 @dataclass
@@ -67,7 +74,7 @@ class Scheduler:
 
         def probe() -> Any:
             samples = self.samples()
-            key = (name, frozenset(labels.items()))
+            key = (name, frozenset({"job": "default", **labels}.items()))
             return samples if samples.get(key, float("-inf")) >= at_least else None
 
         return poll(probe, timeout, f"{name}{labels} >= {at_least}")

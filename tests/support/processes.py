@@ -36,8 +36,8 @@ def free_port() -> int:
 
 
 def base_env(**variables: str) -> dict[str, str]:
-    """An almost empty environment (PATH only) plus the given variables."""
-    env = {"PATH": os.environ.get("PATH", str(BIN_DIR))}
+    """An almost empty environment (PATH only, no state file: tests run side by side) plus the variables."""
+    env = {"PATH": os.environ.get("PATH", str(BIN_DIR)), "PROXBOX_SCHEDULER_STATE_PATH": "memory"}
     env.update(variables)
     return env
 

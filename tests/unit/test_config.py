@@ -9,13 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxbox_scheduler.config import (
-    DEFAULT_EXEC_CMD,
     VARIABLES,
     ConfigError,
     closest_variable,
     load,
     unknown_variable_warnings,
 )
+from proxbox_scheduler.parsers import DEFAULT_EXEC_CMD
 from proxbox_scheduler.redact import redact_url
 
 BASE = {"PROXBOX_MODE": "continuous", "PROXBOX_API_URL": "http://proxbox-api:8000"}
@@ -79,6 +79,10 @@ INVALID = [
     ("PROXBOX_SCHEDULER_HTTP_HOST", "a b"),
     ("PROXBOX_SCHEDULER_HTTP_PORT", "70000"),
     ("PROXBOX_SCHEDULER_HTTP_PORT", "80.5"),
+    ("PROXBOX_SCHEDULER_CATCHUP", "all"),
+    ("PROXBOX_SCHEDULER_STARTING_DEADLINE_SECONDS", "0"),
+    ("PROXBOX_SCHEDULER_STATE_PATH", "/var/lib/proxbox-scheduler/"),
+    ("PROXBOX_SCHEDULER_CONFIG", "/nonexistent/jobs.toml"),
     ("PROXBOX_SCHEDULER_PING_URL", "hc-ping.com/uuid"),
 ]
 

@@ -30,9 +30,9 @@ def _store(ticker: Ticker) -> StatusStore:
 def test_ready_only_once_scheduling_and_not_after_stop() -> None:
     store = _store(Ticker())
     assert store.ready() == (False, "starting")
-    store.on_waiting(T0, 5)
+    store.job("default").on_waiting(T0, 5)
     assert store.ready()[0] is True
-    store.on_stop()
+    store.job("default").on_stop()
     assert store.ready() == (False, "stopping")
 
 
@@ -54,7 +54,7 @@ def test_live_fails_when_the_event_loop_does_not_answer() -> None:
 def test_live_fails_when_a_run_outlives_timeout_plus_grace() -> None:
     ticker = Ticker()
     store = _store(ticker)
-    store.on_run_start("r1", T0)
+    store.job("default").on_run_start("r1", T0)
     ticker.now = 99.0
     assert store.live()[0] is True
     ticker.now = 101.0
@@ -65,8 +65,8 @@ def test_live_fails_when_a_run_outlives_timeout_plus_grace() -> None:
 def test_history_keeps_the_last_twenty_newest_first_with_counts() -> None:
     store = _store(Ticker())
     for i in range(HISTORY + 5):
-        store.on_run_start(f"r{i}", T0)
-        store.on_run_end(f"r{i}", Outcome.success(details={"counts": {"devices": i}}), 1.5, 0)
+        store.job("default").on_run_start(f"r{i}", T0)
+        store.job("default").on_run_end(f"r{i}", Outcome.success(details={"counts": {"devices": i}}), 1.5, 0)
     snap = store.snapshot()
     assert len(snap["runs"]) == HISTORY
     assert snap["runs"][0]["id"] == f"r{HISTORY + 4}" and snap["runs"][0]["counts"] == {
@@ -77,10 +77,10 @@ def test_history_keeps_the_last_twenty_newest_first_with_counts() -> None:
 
 def test_current_run_follows_stage_progress() -> None:
     store = _store(Ticker())
-    store.on_run_start("r1", T0)
-    store.on_progress("r1", Progress(ProgressKind.STAGE_STARTED, stage="devices", total=12))
-    store.on_progress("r1", Progress(ProgressKind.STAGE_COMPLETED, stage="devices"))
-    store.on_progress("other", Progress(ProgressKind.STAGE_STARTED, stage="ignored"))
+    store.job("default").on_run_start("r1", T0)
+    store.job("default").on_progress("r1", Progress(ProgressKind.STAGE_STARTED, stage="devices", total=12))
+    store.job("default").on_progress("r1", Progress(ProgressKind.STAGE_COMPLETED, stage="devices"))
+    store.job("default").on_progress("other", Progress(ProgressKind.STAGE_STARTED, stage="ignored"))
     current = store.snapshot()["current_run"]
     assert current["stage"] == "devices" and current["stages_done"] == 1 and current["stages_total"] == 12
     assert store.snapshot()["state"] == "running"
@@ -99,10 +99,10 @@ class _Collector(HTMLParser):
 
 def test_page_escapes_reasons_and_draws_one_bar_per_run() -> None:
     store = _store(Ticker())
-    store.on_run_start("a", T0)
-    store.on_run_end("a", Outcome.failure("<script>alert(1)</script>"), 3.0, 30)
-    store.on_run_start("b", T0)
-    store.on_run_end("b", Outcome.success(degraded=True), 1.0, 0)
+    store.job("default").on_run_start("a", T0)
+    store.job("default").on_run_end("a", Outcome.failure("<script>alert(1)</script>"), 3.0, 30)
+    store.job("default").on_run_start("b", T0)
+    store.job("default").on_run_end("b", Outcome.success(degraded=True), 1.0, 0)
     page = render(store.snapshot())
     parser = _Collector()
     parser.feed(page)
@@ -121,7 +121,8 @@ def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 
 def test_metrics_follow_runs_skips_and_counts() -> None:
-    metrics = Metrics(version="1.2.3", mode="interval=60", invoke="http")
+    registry = Metrics(version="1.2.3", mode="interval=60", invoke="http")
+    metrics = registry.job("default")
     metrics.on_waiting(T0, 60)
     metrics.on_run_start("a", T0)
     metrics.on_run_end(
@@ -132,18 +133,84 @@ def test_metrics_follow_runs_skips_and_counts() -> None:
     metrics.on_run_start("c", T0)
     metrics.on_run_end("c", Outcome.skipped("busy", "busy"), 0.1, 0)
     metrics.on_skip("overrun", 2, "")
-    s = _samples(metrics)
-    assert s[("proxbox_scheduler_runs_total", (("outcome", "success"),))] == 1
-    assert s[("proxbox_scheduler_runs_total", (("outcome", "failure"),))] == 1
-    assert s[("proxbox_scheduler_runs_total", (("outcome", "degraded"),))] == 0
-    assert s[("proxbox_scheduler_skips_total", (("reason", "busy"),))] == 1
-    assert s[("proxbox_scheduler_skips_total", (("reason", "overrun"),))] == 2
-    assert s[("proxbox_scheduler_run_duration_seconds_count", ())] == 2
-    assert s[("proxbox_scheduler_consecutive_failures", ())] == 1
-    assert s[("proxbox_scheduler_last_sync_objects", (("kind", "virtual_machines"),))] == 7
-    assert s[("proxbox_scheduler_last_success_timestamp_seconds", ())] == T0.timestamp()
-    assert s[("proxbox_scheduler_next_run_timestamp_seconds", ())] == T0.timestamp()
-    assert s[("proxbox_scheduler_run_in_progress", ())] == 0
+    s = _samples(registry)
+    assert (
+        s[
+            (
+                "proxbox_scheduler_runs_total",
+                (
+                    ("job", "default"),
+                    ("outcome", "success"),
+                ),
+            )
+        ]
+        == 1
+    )
+    assert (
+        s[
+            (
+                "proxbox_scheduler_runs_total",
+                (
+                    ("job", "default"),
+                    ("outcome", "failure"),
+                ),
+            )
+        ]
+        == 1
+    )
+    assert (
+        s[
+            (
+                "proxbox_scheduler_runs_total",
+                (
+                    ("job", "default"),
+                    ("outcome", "degraded"),
+                ),
+            )
+        ]
+        == 0
+    )
+    assert (
+        s[
+            (
+                "proxbox_scheduler_skips_total",
+                (
+                    ("job", "default"),
+                    ("reason", "busy"),
+                ),
+            )
+        ]
+        == 1
+    )
+    assert (
+        s[
+            (
+                "proxbox_scheduler_skips_total",
+                (
+                    ("job", "default"),
+                    ("reason", "overrun"),
+                ),
+            )
+        ]
+        == 2
+    )
+    assert s[("proxbox_scheduler_run_duration_seconds_count", (("job", "default"),))] == 2
+    assert s[("proxbox_scheduler_consecutive_failures", (("job", "default"),))] == 1
+    assert (
+        s[
+            (
+                "proxbox_scheduler_last_sync_objects",
+                (
+                    ("job", "default"),
+                    ("kind", "virtual_machines"),
+                ),
+            )
+        ]
+        == 7
+    )
+    assert s[("proxbox_scheduler_last_success_timestamp_seconds", (("job", "default"),))] == T0.timestamp()
+    assert s[("proxbox_scheduler_next_run_timestamp_seconds", (("job", "default"),))] == T0.timestamp()
+    assert s[("proxbox_scheduler_run_in_progress", (("job", "default"),))] == 0
     build = (
         "proxbox_scheduler_build_info",
         (("invoke", "http"), ("mode", "interval=60"), ("version", "1.2.3")),

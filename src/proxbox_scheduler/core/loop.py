@@ -12,15 +12,26 @@ import contextlib
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.gate import TargetLock
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
-from proxbox_scheduler.core.schedule import Mode, ModeKind, cron_fires, plan_interval
+from proxbox_scheduler.core.schedule import Mode, ModeKind, cron_fires, missed_fires, plan_interval
 from proxbox_scheduler.core.trigger import RunContext, RunLogAdapter, Trigger
+from proxbox_scheduler.state.base import (
+    MAX_COUNTS,
+    MAX_NAME,
+    Counters,
+    JobState,
+    RunStart,
+    StateError,
+    StateStore,
+)
 
 log = logging.getLogger("proxbox_scheduler.loop")
 
@@ -44,7 +55,8 @@ class LoopSettings:
     """The part of one job's configuration the loop reads (built by ``Config.loop_settings``).
 
     ``timeout_name`` is the setting that holds ``run_timeout``, named in the reason
-    of a run that exceeded it.
+    of a run that exceeded it. ``catchup`` (``skip`` or ``latest``) and
+    ``starting_deadline`` decide what happens at start to fires missed while down.
     """
 
     mode: Mode
@@ -56,6 +68,9 @@ class LoopSettings:
     shutdown_grace: float
     run_on_start: bool
     timeout_name: str
+    job: str = "default"
+    catchup: str = "skip"
+    starting_deadline: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -63,12 +78,15 @@ class Fire:
     """The next start: at a monotonic instant (interval, continuous) or a wall-clock fire (cron).
 
     ``jittered`` fires are grid slots or cron fires, which jitter delays; immediate
-    and catch-up starts are not.
+    and catch-up starts are not. ``slot`` is the nominal fire time the run is for
+    (None for runs no schedule asked for), ``kind`` why it runs (the history's trigger).
     """
 
     at_monotonic: float | None = None
     at_wall: datetime | None = None
     jittered: bool = True
+    slot: datetime | None = None
+    kind: str = "scheduled"
 
 
 def new_run_id() -> str:
@@ -87,15 +105,25 @@ class Scheduler:
         clock: Clock | None = None,
         observer: Observer | None = None,
         rng: random.Random | None = None,
+        store: StateStore | None = None,
+        memory: JobState | None = None,
+        lock: TargetLock | None = None,
     ) -> None:
+        """``store`` records every run (None: nothing is kept); ``memory`` is what it held at
+        start (streaks, last slot); ``lock`` is the job's target, shared with other jobs on it."""
         self.settings = settings
         self.trigger = trigger
         self.clock = clock or Clock()
         self.observer = observer or Observer()
         self.rng = rng or random.Random()
+        self.store = store
+        self.lock = lock
+        memory = memory or JobState(settings.job)
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
-        self._auth_streak = 0
+        self._auth_streak = memory.counters.auth_streak
+        self._failures = memory.counters.consecutive_failures
+        self._last_slot = memory.last_slot
         self._origin = 0.0  # interval grid origin (monotonic)
         self._index = 0  # grid slot of the last scheduled run
         self._last_fire: datetime | None = None  # cron fire of the last run
@@ -118,14 +146,22 @@ class Scheduler:
         """Fire according to the mode until stopped."""
         if self.settings.mode.kind is ModeKind.OFF:
             return
-        now_mono = self.clock.monotonic()
+        now_mono, now_wall = self.clock.monotonic(), self.clock.now()
         self._origin, self._index = now_mono, 0
-        self._last_fire = self.clock.now()
-        immediate = self.settings.run_on_start or self.settings.mode.kind is ModeKind.CONTINUOUS
-        fire = Fire(at_monotonic=now_mono, jittered=False) if immediate else self._first_fire()
+        # a slot a previous process already started is never run again (clock set back meanwhile)
+        self._last_fire = max(now_wall, self._last_slot) if self._last_slot else now_wall
+        missed = self._catch_up(now_wall)
+        if missed is not None:
+            fire = Fire(at_monotonic=now_mono, jittered=False, slot=missed, kind="catchup")
+        elif self.settings.run_on_start:
+            fire = Fire(at_monotonic=now_mono, jittered=False, kind="start")
+        elif self.settings.mode.kind is ModeKind.CONTINUOUS:
+            fire = Fire(at_monotonic=now_mono, jittered=False)
+        else:
+            fire = self._first_fire()
         try:
             while await self._wait_for(fire):
-                _, wait = await self._run(owes_pause=True)
+                _, wait = await self._run(owes_pause=True, fire=fire)
                 if self.stopping:
                     return
                 fire = self._next_fire(wait)
@@ -134,28 +170,66 @@ class Scheduler:
 
     async def run_once(self) -> Outcome:
         """A lone run (`once`): nothing follows it, so it owes no pause."""
-        outcome, _ = await self._run(owes_pause=False)
+        outcome, _ = await self._run(owes_pause=False, fire=Fire(kind="once"))
         return outcome
 
-    async def _run(self, *, owes_pause: bool) -> tuple[Outcome, float]:
-        """One supervised run: timeout, shutdown grace, and no exception escapes.
+    async def _run(self, *, owes_pause: bool, fire: Fire) -> tuple[Outcome, float]:
+        """One run in the target's turn; a fire that found no turn is a ``busy`` skip."""
+        if self.lock is None:
+            return await self._run_now(owes_pause, fire)
+        if self.lock.busy():
+            log.info(
+                "waiting for another job on the same target",
+                extra={"job": self.settings.job, "running_job": self.lock.holder},
+            )
+        if not await self.lock.acquire(self.settings.job, self.clock, self.settings.run_timeout, self._stop):
+            detail = f"another job held the target for longer than {self.settings.timeout_name}"
+            if not self.stopping:
+                self.observer.on_skip("busy", 1, detail)
+            return Outcome.skipped("busy", detail), 0.0
+        try:
+            return await self._run_now(owes_pause, fire)
+        finally:
+            self.lock.release()
+
+    async def _run_now(self, owes_pause: bool, fire: Fire) -> tuple[Outcome, float]:
+        """One supervised run: timeout, shutdown grace, and no exception escapes; recorded in the store.
 
         Returns the outcome and the pause a scheduled run owes the next start (backoff).
         """
-        run_id = new_run_id()
+        run_id, job = new_run_id(), self.settings.job
         ctx = RunContext(
             run_id,
-            RunLogAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id}),
+            RunLogAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id, "job": job}),
             lambda progress: self.observer.on_progress(run_id, progress),
+            job=job,
+            slot=fire.slot,
         )
-        self.observer.on_run_start(run_id, self.clock.now())
+        start = RunStart(run_id, job, self.clock.now(), fire.kind, fire.slot)
+        await self._persist(lambda store: store.run_started(start))
+        self.observer.on_run_start(run_id, start.started)
         started = self.clock.monotonic()
         task = asyncio.create_task(self._guarded(ctx))
         outcome = await self._supervise(task, started)
         duration = self.clock.monotonic() - started
+        self._count(outcome)
         wait = self._wait_after(outcome) if owes_pause else 0.0
+        record = start.finish(
+            self.clock.now(), duration, outcome.label.value, outcome.reason, _counts(outcome)
+        )
+        counters = Counters(min(self._failures, 2**31 - 1), min(self._auth_streak, 2**31 - 1))
+        await self._persist(lambda store: store.run_finished(record, counters))
         self.observer.on_run_end(run_id, outcome, duration, wait)
         return outcome, wait
+
+    async def _persist(self, write: Callable[[StateStore], Awaitable[None]]) -> None:
+        """One store write, shielded so a shutdown cannot tear it; a failed write is a warning."""
+        if self.store is None:
+            return
+        try:
+            await asyncio.shield(write(self.store))
+        except StateError as exc:
+            log.warning("the state store did not record the run: %s", exc, extra={"job": self.settings.job})
 
     # ------------------------------------------------------------ one run
 
@@ -211,18 +285,24 @@ class Scheduler:
 
     # ------------------------------------------------------------ waits
 
+    def _count(self, outcome: Outcome) -> None:
+        """The streaks the store keeps: failures since the last success, rejected keys among them
+        (other failures, a 429 lockout among them, neither reset nor extend the key streak)."""
+        if outcome.status is Status.SUCCESS:
+            self._failures = self._auth_streak = 0
+        elif outcome.status is Status.FAILURE:
+            self._failures += 1
+            self._auth_streak += int(outcome.auth_rejected)
+
     def _wait_after(self, outcome: Outcome) -> float:
-        """Pause owed before the next start: backoff, doubled for each rejected key since the
-        last success (other failures, a 429 lockout among them, neither reset nor extend that)."""
+        """Pause owed before the next start: backoff, doubled for each rejected key since the last success."""
         s = self.settings
         cap = max(s.backoff, s.backoff_max)
         if outcome.status is Status.SUCCESS:
-            self._auth_streak = 0
             wait = 0.0
         elif outcome.status is Status.SKIPPED:
             wait = s.backoff if s.mode.kind is ModeKind.CONTINUOUS else 0.0
         elif outcome.auth_rejected:
-            self._auth_streak += 1
             base = max(s.backoff, AUTH_REJECTED_FLOOR_SECONDS)
             wait = min(base * 2.0 ** min(self._auth_streak - 1, MAX_DOUBLINGS), max(cap, base))
         else:
@@ -252,15 +332,37 @@ class Scheduler:
 
     # ------------------------------------------------------------ planning
 
+    def _catch_up(self, now: datetime) -> datetime | None:
+        """Fires missed while no process ran (after the last slot started): the one to run now, if any.
+
+        ``latest`` runs the newest missed fire once when it is younger than the deadline;
+        every other missed fire is counted as a ``missed`` skip.
+        """
+        if self._last_slot is None:
+            return None
+        s = self.settings
+        count, latest = missed_fires(s.mode, self._last_slot, now, s.tz, MAX_COUNTED_SKIPS)
+        if not count or latest is None:
+            return None
+        run = s.catchup == "latest" and (now - latest).total_seconds() <= s.starting_deadline
+        if count - run:
+            self.observer.on_skip("missed", count - run, "fires passed while the scheduler was not running")
+        return latest if run else None
+
+    def _interval_fire(self, at: float, jittered: bool = True) -> Fire:
+        """A monotonic fire whose slot is the wall time it stands for."""
+        slot = self.clock.now() + timedelta(seconds=at - self.clock.monotonic())
+        return Fire(at_monotonic=at, jittered=jittered, slot=slot)
+
     def _first_fire(self) -> Fire:
         mode = self.settings.mode
         if mode.kind is ModeKind.INTERVAL:
             self._index = 1
-            return Fire(at_monotonic=self._origin + mode.interval)
+            return self._interval_fire(self._origin + mode.interval)
         assert self._last_fire is not None
         fire = next(cron_fires(mode.cron, self._last_fire, self.settings.tz))
         self._last_fire = fire
-        return Fire(at_wall=fire)
+        return Fire(at_wall=fire, slot=fire)
 
     def _next_fire(self, wait: float) -> Fire:
         kind = self.settings.mode.kind
@@ -279,8 +381,8 @@ class Scheduler:
         earliest = now_mono + wait
         if earliest > plan.start:
             self._origin, self._index = earliest, 0
-            return Fire(at_monotonic=earliest, jittered=False)
-        return Fire(at_monotonic=plan.start, jittered=plan.start > now_mono)
+            return self._interval_fire(earliest, jittered=False)
+        return self._interval_fire(plan.start, jittered=plan.start > now_mono)
 
     def _next_cron(self, wait: float) -> Fire:
         assert self._last_fire is not None
@@ -302,4 +404,13 @@ class Scheduler:
         if backoff:
             self.observer.on_skip("backoff", backoff, "cron fires fell inside the wait after a failure")
         self._last_fire = fire
-        return Fire(at_wall=fire)
+        return Fire(at_wall=fire, slot=fire)
+
+
+def _counts(outcome: Outcome) -> dict[str, int]:
+    """The run's object counts as the history keeps them (whole numbers, bounded names and number)."""
+    counts = outcome.details.get("counts") or {}
+    kept = {
+        k: v for k, v in counts.items() if isinstance(k, str) and 0 < len(k) <= MAX_NAME and type(v) is int
+    }
+    return dict(list(kept.items())[:MAX_COUNTS])

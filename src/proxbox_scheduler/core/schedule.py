@@ -153,3 +153,25 @@ def upcoming(mode: Mode, start: datetime, tz: ZoneInfo, count: int) -> list[date
         base = start.astimezone(tz)
         return [base + timedelta(seconds=mode.interval * k) for k in range(1, count + 1)]
     return []
+
+
+def missed_fires(
+    mode: Mode, last: datetime, now: datetime, tz: ZoneInfo, cap: int
+) -> tuple[int, datetime | None]:
+    """The fires of ``mode`` in (last, now]: how many (counted up to ``cap``) and the latest counted.
+
+    Used at start with the last slot a previous process ran. Interval slots
+    continue that process's grid (``last + k*S``).
+    """
+    if mode.kind is ModeKind.INTERVAL:
+        count = math.floor((now - last).total_seconds() / mode.interval)
+        if count <= 0:
+            return 0, None
+        return min(count, cap), last + timedelta(seconds=count * mode.interval)
+    count, latest = 0, None
+    if mode.kind is ModeKind.CRON:
+        for fire in cron_fires(mode.cron, last, tz):
+            if fire > now or count >= cap:
+                break
+            count, latest = count + 1, fire
+    return count, latest

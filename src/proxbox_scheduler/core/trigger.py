@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from proxbox_scheduler.core.outcome import Outcome, Progress
@@ -31,11 +32,18 @@ class RunLogAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 @dataclass
 class RunContext:
-    """What a trigger gets for one run: its id, a logger that tags the id, a progress sink."""
+    """What a trigger gets for one run: its id, a logger that tags the id, a progress sink.
+
+    ``job`` is the job's name; ``slot`` its nominal fire time (None for runs no
+    schedule asked for: `once`, run-on-start, continuous), so ``<job>:<slot>``
+    names one scheduled run across restarts and replicas.
+    """
 
     run_id: str
     log: logging.LoggerAdapter  # type: ignore[type-arg]
     progress: ProgressSink = field(default=_ignore_progress)
+    job: str = "default"
+    slot: datetime | None = None
 
 
 class Trigger(Protocol):

@@ -19,6 +19,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from proxbox_scheduler.ops.address import local_address
 from proxbox_scheduler.ops.page import render
@@ -43,7 +44,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         status, metrics = self.server.status, self.server.metrics
         if path == "/livez":
             ok, detail = status.live()
@@ -54,12 +55,20 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics":
             self._send(200, CONTENT_TYPE, metrics.render())
         elif path == "/status":
-            body = json.dumps(status.snapshot(), indent=2).encode()
-            self._send(200, "application/json", body)
+            self._status(parse_qs(query).get("job", [None])[0])
         elif path == "/":
             self._send(200, "text/html; charset=utf-8", render(status.snapshot()).encode())
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _status(self, job: str | None) -> None:
+        """All of /status, or one job's entry with ``?job=NAME`` (404 for a name not configured)."""
+        try:
+            snapshot = self.server.status.snapshot(job)
+        except KeyError:
+            self._send(404, "text/plain; charset=utf-8", b"no such job\n")
+            return
+        self._send(200, "application/json", json.dumps(snapshot, indent=2).encode())
 
     def _send(self, code: int, content_type: str, body: bytes) -> None:
         self.send_response(code)

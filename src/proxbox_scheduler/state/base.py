@@ -39,6 +39,10 @@ class StateUnavailable(StateError):
     """The store cannot be opened or written at start: the caller exits 2 naming the setting."""
 
 
+class StateLocked(StateUnavailable):
+    """Another process holds the store (a running scheduler): ``once`` can go on without it."""
+
+
 class StateWriteFailed(StateError):
     """A write failed after a successful open (disk full, file removed): the loop logs it and goes on."""
 

@@ -43,6 +43,7 @@ from .base import (
     RunRecord,
     RunStart,
     StateError,
+    StateLocked,
     StateUnavailable,
     StateWriteFailed,
 )
@@ -168,7 +169,7 @@ class SqliteStore:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise StateUnavailable(f"state file {self.path}: in use by another process (locked)") from None
+            raise StateLocked(f"state file {self.path}: in use by another process (locked)") from None
         self._lock_fd = fd
 
     def _connect(self) -> sqlite3.Connection:

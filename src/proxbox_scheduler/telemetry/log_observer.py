@@ -8,6 +8,7 @@ from typing import Any
 
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Label, Outcome
+from proxbox_scheduler.core.trigger import RunLogAdapter
 
 
 def _shown(moment: datetime) -> str:
@@ -18,8 +19,8 @@ def _shown(moment: datetime) -> str:
 class LogObserver(Observer):
     """Writes the loop's life to the log: waits, run starts and ends, skips."""
 
-    def __init__(self, mode: str) -> None:
-        self.log = logging.getLogger("proxbox_scheduler.loop")
+    def __init__(self, mode: str, job: str = "default") -> None:
+        self.log = RunLogAdapter(logging.getLogger("proxbox_scheduler.loop"), {"job": job})
         self.mode = mode
 
     def on_waiting(self, next_fire: datetime, seconds: float) -> None:

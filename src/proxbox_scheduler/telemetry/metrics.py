@@ -2,11 +2,12 @@
 
 Names follow Prometheus rules: the ``proxbox_scheduler_`` prefix, base units
 (seconds), ``_total`` for counters, ``_timestamp_seconds`` for Unix times. No
-label carries a secret or a command line.
+label carries a secret or a command line; ``job`` takes only configured names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,87 +15,136 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Label, Outcome, Status
+from proxbox_scheduler.state.base import INTERRUPTED, JobState
 
-OUTCOMES = (Label.SUCCESS, Label.FAILURE, Label.DEGRADED)
-SKIP_REASONS = ("overrun", "busy", "backoff")
+OUTCOMES = (Label.SUCCESS, Label.FAILURE, Label.DEGRADED, INTERRUPTED)
+SKIP_REASONS = ("overrun", "busy", "backoff", "missed")
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class Metrics(Observer):
-    """The scheduler's metrics in a registry of its own (no process-global state)."""
+class Metrics:
+    """The scheduler's metrics in a registry of its own (no process-global state).
 
-    def __init__(self, *, version: str, mode: str, invoke: str) -> None:
+    Every per-run metric has a ``job`` label; its values are the configured job
+    names (``jobs``), so the label set is bounded. ``job(name)`` is the job's observer.
+    """
+
+    def __init__(self, *, version: str, mode: str, invoke: str, jobs: Sequence[str] = ("default",)) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.runs = Counter("proxbox_scheduler_runs", "Finished runs by outcome.", ["outcome"], registry=r)
-        self.skips = Counter("proxbox_scheduler_skips", "Skipped fires by reason.", ["reason"], registry=r)
+        job = ["job"]
+        self.runs = Counter(
+            "proxbox_scheduler_runs", "Finished runs by outcome.", [*job, "outcome"], registry=r
+        )
+        self.skips = Counter(
+            "proxbox_scheduler_skips", "Skipped fires by reason.", [*job, "reason"], registry=r
+        )
         self.duration = Histogram(
             "proxbox_scheduler_run_duration_seconds",
             "Duration of finished runs.",
+            job,
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        self.in_progress = Gauge("proxbox_scheduler_run_in_progress", "1 while a run is going.", registry=r)
+        self.in_progress = Gauge(
+            "proxbox_scheduler_run_in_progress", "1 while a run is going.", job, registry=r
+        )
         self.last_run = Gauge(
-            "proxbox_scheduler_last_run_timestamp_seconds", "Start of the last run (Unix time).", registry=r
+            "proxbox_scheduler_last_run_timestamp_seconds",
+            "Start of the last run (Unix time).",
+            job,
+            registry=r,
         )
         self.last_success = Gauge(
             "proxbox_scheduler_last_success_timestamp_seconds",
             "Start of the last successful run (Unix time).",
+            job,
             registry=r,
         )
         self.next_run = Gauge(
-            "proxbox_scheduler_next_run_timestamp_seconds", "Next scheduled fire (Unix time).", registry=r
+            "proxbox_scheduler_next_run_timestamp_seconds",
+            "Next scheduled fire (Unix time).",
+            job,
+            registry=r,
         )
         self.consecutive_failures = Gauge(
-            "proxbox_scheduler_consecutive_failures", "Failed runs since the last success.", registry=r
+            "proxbox_scheduler_consecutive_failures", "Failed runs since the last success.", job, registry=r
         )
         self.objects = Gauge(
             "proxbox_scheduler_last_sync_objects",
             "Objects of each kind in the last successful sync.",
-            ["kind"],
+            [*job, "kind"],
             registry=r,
         )
-        Info("proxbox_scheduler_build", "Version and schedule.", registry=r).info(
+        Info("proxbox_scheduler_build", "Version and schedule (of the first job).", registry=r).info(
             {"version": version, "mode": mode, "invoke": invoke}
         )
-        for outcome in OUTCOMES:
-            self.runs.labels(outcome)
-        for reason in SKIP_REASONS:
-            self.skips.labels(reason)
-        self._started: dict[str, float] = {}
+        self._jobs = {name: JobMetrics(self, name) for name in jobs}
+
+    def job(self, name: str) -> JobMetrics:
+        return self._jobs[name]
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+
+class JobMetrics(Observer):
+    """One job's samples of the shared families, fed by that job's loop."""
+
+    def __init__(self, metrics: Metrics, job: str) -> None:
+        self.m, self.name = metrics, job
+        for outcome in OUTCOMES:
+            metrics.runs.labels(job, outcome)
+        for reason in SKIP_REASONS:
+            metrics.skips.labels(job, reason)
+        for gauge in (metrics.in_progress, metrics.last_run, metrics.last_success, metrics.next_run):
+            gauge.labels(job)
+        metrics.consecutive_failures.labels(job)
+        metrics.duration.labels(job)
+        self._started: dict[str, float] = {}
+        self._kinds: set[str] = set()
+
+    def restore(self, remembered: JobState) -> None:
+        """Gauges from what the store kept; each run found interrupted at open counts once."""
+        m, job = self.m, self.name
+        if remembered.runs:
+            m.last_run.labels(job).set(remembered.runs[0].started.timestamp())
+        if remembered.last_success is not None:
+            m.last_success.labels(job).set(remembered.last_success.started.timestamp())
+        m.consecutive_failures.labels(job).set(remembered.counters.consecutive_failures)
+        m.runs.labels(job, INTERRUPTED).inc(len(remembered.interrupted))
+
     def on_waiting(self, next_fire: datetime, seconds: float) -> None:
-        self.next_run.set(next_fire.timestamp())
+        self.m.next_run.labels(self.name).set(next_fire.timestamp())
 
     def on_run_start(self, run_id: str, started: datetime) -> None:
         self._started[run_id] = started.timestamp()
-        self.in_progress.set(1)
-        self.last_run.set(started.timestamp())
+        self.m.in_progress.labels(self.name).set(1)
+        self.m.last_run.labels(self.name).set(started.timestamp())
 
     def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
+        m, job = self.m, self.name
         started = self._started.pop(run_id, None)
-        self.in_progress.set(0)
+        m.in_progress.labels(job).set(0)
         if outcome.status is Status.SKIPPED:
-            self.skips.labels(outcome.skip_reason or "busy").inc()
+            m.skips.labels(job, outcome.skip_reason or "busy").inc()
             return
-        self.runs.labels(outcome.label).inc()
-        self.duration.observe(duration)
+        m.runs.labels(job, outcome.label).inc()
+        m.duration.labels(job).observe(duration)
         if outcome.ok:
-            self.consecutive_failures.set(0)
+            m.consecutive_failures.labels(job).set(0)
             if started is not None:
-                self.last_success.set(started)
+                m.last_success.labels(job).set(started)
             counts: dict[str, Any] = outcome.details.get("counts", {})
-            self.objects.clear()  # the last sync's kinds only: labels never pile up across runs
-            for kind, value in counts.items():
-                if isinstance(value, (int, float)):
-                    self.objects.labels(kind).set(value)
+            kinds = {kind for kind, value in counts.items() if isinstance(value, (int, float))}
+            for gone in self._kinds - kinds:  # the last sync's kinds only: labels never pile up
+                m.objects.remove(job, gone)
+            for kind in kinds:
+                m.objects.labels(job, kind).set(counts[kind])
+            self._kinds = kinds
         else:
-            self.consecutive_failures.inc()
+            m.consecutive_failures.labels(job).inc()
 
     def on_skip(self, reason: str, count: int, detail: str) -> None:
-        self.skips.labels(reason).inc(count)
+        self.m.skips.labels(self.name, reason).inc(count)

@@ -1,25 +1,30 @@
-"""Live state for /status, /livez and /readyz: the current run, the last runs, the loop's pulse.
+"""Live state for /status, /livez and /readyz: per job the current run, the last runs, the pulse.
 
-Written by the loop (through observer hooks) and read by the HTTP server's
-thread, so every access holds one lock and readers get copies.
+Written by the loops (through each job's observer hooks) and read by the HTTP
+server's thread, so every access holds the one lock and readers get copies.
+After a restart each job starts from what the state store remembered.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from proxbox_scheduler.core.observer import Observer
-from proxbox_scheduler.core.outcome import Outcome, Progress, ProgressKind
+from proxbox_scheduler.core.outcome import Outcome, Progress, ProgressKind, Status
+from proxbox_scheduler.state.base import JobState, RunRecord
 
 HISTORY = 20
 REASON_CHARS = 1000
 """Cap on the reason one history entry keeps (the counts are bounded by the verdict)."""
 LOOP_ANSWER_SECONDS = 2.0
 """How long /livez waits for the event loop to run a callback before calling it stuck."""
+TOP_LEVEL = ("mode", "zone", "invoke", "target", "state", "next_fire", "last_success", "runs")
+"""The first job's fields also shown at the top of /status (they were the whole status before jobs),
+with its ``current`` as ``current_run``."""
 
 LoopProbe = Callable[[float], bool]
 """Asks the event loop to answer within the given seconds; False when it did not."""
@@ -33,55 +38,67 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds") if moment else None
 
 
-class StatusStore(Observer):
-    """Thread-safe record of what the scheduler is doing and has done."""
+def _entry(record: RunRecord) -> dict[str, Any]:
+    """A remembered run in the shape of a live one (``duration_s`` None: interrupted)."""
+    duration = None if record.duration_s is None else round(record.duration_s, 3)
+    return {
+        "id": record.run_id,
+        "start": _iso(record.started),
+        "duration_s": duration,
+        "outcome": record.outcome,
+        "reason": record.reason,
+        "counts": dict(record.counts),
+    }
 
-    def __init__(
-        self,
-        info: dict[str, Any],
-        *,
-        hard_limit: float,
-        monotonic: Callable[[], float],
-        loop_probe: LoopProbe = _no_probe,
-    ) -> None:
-        self.loop_probe = loop_probe
+
+class JobStatus(Observer):
+    """One job's part of the status; ``info`` is its name, mode, zone, invoke and target."""
+
+    def __init__(self, info: dict[str, Any], lock: threading.Lock, monotonic: Callable[[], float]) -> None:
+        self.info = dict(info)
+        self.name = str(info.get("name", "default"))
+        self._lock = lock
         self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._info = dict(info)
-        self._hard_limit = hard_limit  # run timeout + shutdown grace: past it the run is wedged
-        self._state = "starting"
-        self._ready = False
+        off = info.get("mode") == "off"
+        self.state, self.ready = ("off", True) if off else ("starting", False)
         self._next_fire: datetime | None = None
-        self._current: dict[str, Any] | None = None
-        self._current_mono = 0.0
+        self.current: dict[str, Any] | None = None
+        self.current_mono = 0.0
         self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self._last_success: datetime | None = None
+        self._failures = 0
 
-    # ------------------------------------------------------------ writers (the loop)
+    def restore(self, remembered: JobState) -> None:
+        """Start from what the store kept: history (interrupted runs among it), last success, failures."""
+        with self._lock:
+            self._history.extend(_entry(run) for run in remembered.runs[:HISTORY])
+            if remembered.last_success is not None:
+                self._last_success = remembered.last_success.started
+            self._failures = remembered.counters.consecutive_failures
 
     def on_waiting(self, next_fire: datetime, seconds: float) -> None:
         with self._lock:
-            self._state, self._ready, self._next_fire = "waiting", True, next_fire
+            self.state, self.ready, self._next_fire = "waiting", True, next_fire
 
     def on_run_start(self, run_id: str, started: datetime) -> None:
         with self._lock:
-            self._state, self._ready = "running", True
-            self._current = {"id": run_id, "start": _iso(started), "stage": None, "stages_done": 0}
-            self._current_mono = self._monotonic()
+            self.state, self.ready = "running", True
+            self.current = {"id": run_id, "start": _iso(started), "stage": None, "stages_done": 0}
+            self.current_mono = self._monotonic()
 
     def on_progress(self, run_id: str, progress: Progress) -> None:
         with self._lock:
-            if not self._current or self._current["id"] != run_id:
+            if not self.current or self.current["id"] != run_id:
                 return
             if progress.kind is ProgressKind.STAGE_STARTED:
-                self._current["stage"] = progress.stage
-                self._current["stages_total"] = progress.total
+                self.current["stage"] = progress.stage
+                self.current["stages_total"] = progress.total
             elif progress.kind is ProgressKind.STAGE_COMPLETED:
-                self._current["stages_done"] += 1
+                self.current["stages_done"] += 1
 
     def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
         with self._lock:
-            start = self._current["start"] if self._current else None
+            start = self.current["start"] if self.current else None
             self._history.appendleft(
                 {
                     "id": run_id,
@@ -94,25 +111,64 @@ class StatusStore(Observer):
             )
             if outcome.ok and start:
                 self._last_success = datetime.fromisoformat(start)
-            self._current = None
-            self._state = "waiting"
+            if outcome.ok:
+                self._failures = 0
+            elif outcome.status is Status.FAILURE:
+                self._failures += 1
+            self.current = None
+            self.state = "waiting"
 
     def on_stop(self) -> None:
         with self._lock:
-            self._state, self._ready = "stopping", False
-
-    # ------------------------------------------------------------ readers (the HTTP thread)
+            self.state, self.ready = "stopping", False
 
     def snapshot(self) -> dict[str, Any]:
+        """This job's entry of /status (the caller holds the lock)."""
+        return {
+            **self.info,
+            "state": self.state,
+            "next_fire": _iso(self._next_fire) if self.state not in ("running", "off") else None,
+            "current": dict(self.current) if self.current else None,
+            "last_success": _iso(self._last_success),
+            "consecutive_failures": self._failures,
+            "runs": [dict(run) for run in self._history],
+        }
+
+
+class StatusStore:
+    """Thread-safe record of what every job is doing and has done; ``info`` is the process's (version)."""
+
+    def __init__(
+        self,
+        info: dict[str, Any],
+        *,
+        hard_limit: float,
+        monotonic: Callable[[], float],
+        loop_probe: LoopProbe = _no_probe,
+        jobs: Sequence[dict[str, Any]] = ({"name": "default"},),
+    ) -> None:
+        self.loop_probe = loop_probe
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._info = dict(info)
+        self._hard_limit = hard_limit  # run timeout + shutdown grace: past it a run is wedged
+        self.jobs = [JobStatus(job, self._lock, monotonic) for job in jobs]
+
+    def job(self, name: str) -> JobStatus:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+    def snapshot(self, job: str | None = None) -> dict[str, Any]:
+        """All of /status (the first job's fields also at the top), or one job's entry (KeyError: unknown)."""
         with self._lock:
-            return {
-                **self._info,
-                "state": self._state,
-                "next_fire": _iso(self._next_fire) if self._state != "running" else None,
-                "current_run": dict(self._current) if self._current else None,
-                "last_success": _iso(self._last_success),
-                "runs": [dict(run) for run in self._history],
-            }
+            if job is not None:
+                return {**self._info, **self.job(job).snapshot()}
+            entries = [each.snapshot() for each in self.jobs]
+        first = entries[0]
+        top = {k: first[k] for k in TOP_LEVEL if k in first}
+        return {**self._info, **top, "current_run": first["current"], "jobs": entries}
 
     def live(self) -> tuple[bool, str]:
         """Alive unless a run outlived its hard limit or the event loop does not answer.
@@ -121,13 +177,19 @@ class StatusStore(Observer):
         """
         now = self._monotonic()
         with self._lock:
-            if self._current and now - self._current_mono > self._hard_limit:
-                return False, f"run {self._current['id']} is past PROXBOX_API_TIMEOUT plus the grace"
-            state = self._state
+            for job in self.jobs:
+                if job.current and now - job.current_mono > self._hard_limit:
+                    run = f"run {job.current['id']} of job {job.name}"
+                    return False, f"{run} is past PROXBOX_API_TIMEOUT plus the grace"
+            state = self.jobs[0].state
         if not self.loop_probe(LOOP_ANSWER_SECONDS):
             return False, f"the scheduler loop has not answered within {LOOP_ANSWER_SECONDS:g} s"
         return True, state
 
     def ready(self) -> tuple[bool, str]:
+        """Ready once every job is scheduling (its first wait or run); not while stopping."""
         with self._lock:
-            return self._ready, self._state
+            waiting = [job.name for job in self.jobs if not job.ready]
+            if not waiting:
+                return True, self.jobs[0].state
+            return False, self.jobs[0].state if len(self.jobs) == 1 else f"not ready: {', '.join(waiting)}"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from proxbox_scheduler.config import Config
     from proxbox_scheduler.core.clock import Clock
     from proxbox_scheduler.core.trigger import Trigger
+    from proxbox_scheduler.jobs import JobConfig
 
 
-def make_trigger(config: Config, clock: Clock) -> Trigger:
+def make_trigger(config: JobConfig, clock: Clock) -> Trigger:
     """The trigger the configuration asks for (imported lazily: exec needs no HTTP stack)."""
     if config.invoke == "exec":
         from proxbox_scheduler.triggers.exec import ExecTrigger

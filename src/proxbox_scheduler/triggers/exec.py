@@ -20,9 +20,10 @@ import subprocess
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
-from proxbox_scheduler.config import VARIABLES, Config
+from proxbox_scheduler.config import VARIABLES
 from proxbox_scheduler.core.outcome import Outcome
 from proxbox_scheduler.core.trigger import RunContext
+from proxbox_scheduler.jobs import JobConfig
 from proxbox_scheduler.redact import Scrubber
 from proxbox_scheduler.triggers import procs
 
@@ -43,7 +44,7 @@ DRAIN_WAIT_SECONDS = 2.0
 class ExecTrigger:
     """Runs ``config.exec_cmd``; exit 0 is success, anything else a failure with its cause."""
 
-    def __init__(self, config: Config, *, kill_after: float = 10.0) -> None:
+    def __init__(self, config: JobConfig, *, kill_after: float = 10.0) -> None:
         self._argv = config.exec_cmd
         self._command = config.target
         self._cwd = config.exec_cwd

@@ -19,10 +19,12 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from proxbox_scheduler import __version__
-from proxbox_scheduler.config import Config, name_of, read_key_file
+from proxbox_scheduler.config import name_of
 from proxbox_scheduler.core.clock import Clock
 from proxbox_scheduler.core.outcome import Outcome
 from proxbox_scheduler.core.trigger import RunContext
+from proxbox_scheduler.crosscheck import read_key_file
+from proxbox_scheduler.jobs import JobConfig
 from proxbox_scheduler.proxbox.answers import (
     SettingNames,
     is_event_stream,
@@ -63,7 +65,7 @@ _HTTPX_ERRORS: tuple[tuple[type[httpx.HTTPError], str], ...] = (
 class HttpTrigger:
     """Calls ``GET {api_url}{sync_path}`` and turns the stream into an Outcome."""
 
-    def __init__(self, config: Config, clock: Clock) -> None:
+    def __init__(self, config: JobConfig, clock: Clock) -> None:
         if not config.api_url:
             raise ValueError(f"HttpTrigger needs {NAMES.url}")
         self._config = config

@@ -1,0 +1,105 @@
+"""One job's settings: what to run, when, against which target (``JobConfig``).
+
+Built from the variables (the single job ``default``) or from the job file; the
+fields keep the variables' attribute names so triggers read either the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from proxbox_scheduler.core.loop import LoopSettings
+from proxbox_scheduler.core.schedule import Mode
+from proxbox_scheduler.redact import mask_params, param_secrets, redact_url, url_secrets
+
+DEFAULT_JOB = "default"
+EXEC_LOCK = "netbox"
+"""Concurrency group of exec jobs: they all drive the same NetBox unless a job names another."""
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One job: what to run, when, against which target; the single object a trigger reads.
+
+    ``lock`` is the job's concurrency group: jobs sharing it never run at the same time
+    (by default one group per proxbox-api target, and one for all exec jobs).
+    ``target_name`` is the ``[targets.NAME]`` the job uses, empty for the variables' target.
+    """
+
+    name: str
+    mode: Mode
+    invoke: str
+    tz: ZoneInfo
+    backoff: float
+    backoff_max: float
+    api_url: str | None
+    api_key: str = field(repr=False)
+    api_key_file: Path | None
+    sync_path: str
+    sync_params: tuple[tuple[str, str], ...]
+    run_timeout: float
+    connect_timeout: float
+    idle_timeout: float
+    verify_ssl: bool
+    ca_bundle: Path | None
+    max_event_bytes: int
+    skip_if_active: bool
+    exec_cmd: tuple[str, ...]
+    exec_cwd: Path | None
+    run_on_start: bool
+    jitter: float
+    ping_url: str | None
+    catchup: str
+    starting_deadline: float
+    lock: str = ""
+    target_name: str = ""
+
+    @property
+    def target(self) -> str:
+        """What a run calls, fit to be shown: the redacted URL or the command line."""
+        if self.invoke == "exec":
+            return shlex.join(self.exec_cmd)
+        query = urlencode(mask_params(self.sync_params), safe="*")
+        return redact_url(self.api_url or "") + self.sync_path + (f"?{query}" if query else "")
+
+    def secrets(self) -> list[str]:
+        """Everything configured that must never be shown: the key, URL passwords, secret params."""
+        found = [self.api_key] if self.api_key else []
+        return (
+            found + url_secrets(self.api_url) + url_secrets(self.ping_url) + param_secrets(self.sync_params)
+        )
+
+    def loop_settings(self, shutdown_grace: float, timeout_name: str) -> LoopSettings:
+        """The loop's view of this job; ``timeout_name`` is the setting that holds ``run_timeout``."""
+        return LoopSettings(
+            mode=self.mode,
+            tz=self.tz,
+            backoff=self.backoff,
+            backoff_max=self.backoff_max,
+            run_timeout=self.run_timeout,
+            jitter=self.jitter,
+            shutdown_grace=shutdown_grace,
+            run_on_start=self.run_on_start,
+            timeout_name=timeout_name,
+            job=self.name,
+            catchup=self.catchup,
+            starting_deadline=self.starting_deadline,
+        )
+
+
+JOB_ATTRS = frozenset(JobConfig.__dataclass_fields__) - {"name", "lock", "target_name"}
+
+
+def job_config(name: str, values: Mapping[str, Any], target_name: str = "", lock: str = "") -> JobConfig:
+    """A job from parsed values; its concurrency group defaults to its target (or to NetBox for exec)."""
+    job = JobConfig(name=name, target_name=target_name, **{a: values[a] for a in JOB_ATTRS})
+    if not lock:
+        lock = EXEC_LOCK if job.invoke == "exec" else f"target:{target_name or redact_url(job.api_url or '')}"
+    return dataclasses.replace(job, lock=lock)
