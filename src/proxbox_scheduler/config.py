@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.loop import LoopSettings
 from proxbox_scheduler.core.schedule import Mode, ModeKind
+from proxbox_scheduler.netbox.settings import NETBOX_VARIABLES, NetBoxSettings, check_netbox, netbox_warnings
 from proxbox_scheduler.parsers import (
     DEFAULT_EXEC_CMD,
     parse_api_key,
@@ -258,6 +259,7 @@ VARIABLES: tuple[Variable, ...] = (
         parse_optional_url,
         "dead-man's switch (healthchecks.io style): `/start`, success and `/fail` pings",
     ),
+    *(Variable(*row) for row in NETBOX_VARIABLES),
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 BY_ATTR = {v.attr: v for v in VARIABLES}
@@ -299,7 +301,19 @@ class Config:
     http_host: str
     http_port: int
     ping_url: str | None
+    netbox_url: str | None
+    netbox_token: str = field(repr=False)
+    netbox_token_file: Path | None
+    netbox_verify_ssl: bool
+    netbox_ca_bundle: Path | None
+    netbox_timeout: float
+    netbox_unreachable: str
     warnings: tuple[str, ...] = ()
+
+    @property
+    def netbox(self) -> NetBoxSettings | None:
+        """How to ask NetBox's Jobs API, or None while NetBox awareness is off."""
+        return NetBoxSettings.of(self, name_of) if self.netbox_url else None
 
     @property
     def target(self) -> str:
@@ -404,36 +418,34 @@ def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = Non
     """
     env = os.environ if env is None else env
     values = {var.attr: _read(var, env) for var in VARIABLES}
-    _resolve_key(values, env)
+    _resolve_secret_file(values, "api_key", "api_key_file", "the API key")
+    _resolve_secret_file(values, "netbox_token", "netbox_token_file", "the NetBox token")
+    check_netbox(values, env, name_of, ConfigError)
     if need_target or (need_target is None and values["mode"].kind is not ModeKind.OFF):
         _check_invoke(values, env)
     return Config(**values, warnings=_warnings(values, env))
 
 
-def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
-    key_file: Path | None = values["api_key_file"]
-    if key_file is None:
+def _resolve_secret_file(values: dict[str, Any], attr: str, file_attr: str, what: str) -> None:
+    """A secret given as a file (Docker/Kubernetes secrets) lands in ``values[attr]``."""
+    path: Path | None = values[file_attr]
+    if path is None:
         return
-    if values["api_key"]:
-        raise ConfigError(
-            name_of("api_key_file"),
-            str(key_file),
-            f"set either {name_of('api_key')} or {name_of('api_key_file')}, not both",
-        )
+    file_name = name_of(file_attr)
+    if values[attr]:
+        raise ConfigError(file_name, str(path), f"set either {name_of(attr)} or {file_name}, not both")
     try:
-        key = key_file.read_text(encoding="utf-8").rstrip("\r\n")
+        secret = path.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            name_of("api_key_file"), str(key_file), f"expected a readable UTF-8 file ({type(exc).__name__})"
+            file_name, str(path), f"expected a readable UTF-8 file ({type(exc).__name__})"
         ) from None
-    if not key.strip():
-        raise ConfigError(name_of("api_key_file"), str(key_file), "expected a file holding the API key")
+    if not secret.strip():
+        raise ConfigError(file_name, str(path), f"expected a file holding {what}")
     try:
-        values["api_key"] = parse_api_key(key)
+        values[attr] = parse_api_key(secret)
     except ValueError as exc:
-        raise ConfigError(
-            name_of("api_key_file"), str(key_file), f"the key in it is invalid: {exc}"
-        ) from None
+        raise ConfigError(file_name, str(path), f"{what} in it is invalid: {exc}") from None
 
 
 def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -466,4 +478,5 @@ def _warnings(values: dict[str, Any], env: Mapping[str, str]) -> tuple[str, ...]
     found = list(unknown_variable_warnings(env))
     if values["invoke"] == "http" and not values["verify_ssl"]:
         found.append(f"{name_of('verify_ssl')}=false: proxbox-api's TLS certificate is not verified")
+    found += netbox_warnings(values, name_of)
     return tuple(found)

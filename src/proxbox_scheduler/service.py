@@ -27,6 +27,7 @@ from proxbox_scheduler.telemetry.log_observer import LogObserver
 from proxbox_scheduler.telemetry.metrics import Metrics
 from proxbox_scheduler.telemetry.status import LoopProbe, StatusStore
 from proxbox_scheduler.triggers import make_trigger
+from proxbox_scheduler.triggers.guard import guarded
 
 if TYPE_CHECKING:
     from proxbox_scheduler.ops.server import OpsServer
@@ -48,7 +49,7 @@ class Service:
     ) -> None:
         self.config = config
         self.clock = clock or Clock()
-        self.trigger = trigger or make_trigger(config, self.clock)
+        self.trigger = trigger or guarded(make_trigger(config, self.clock), config)
         self.metrics = Metrics(version=__version__, mode=str(config.mode), invoke=config.invoke)
         self.status = StatusStore(
             {
@@ -81,6 +82,7 @@ class Service:
                 "version": __version__,
                 "command": command,
                 "target": self.config.target,
+                "netbox_awareness": "on" if self.config.netbox else "off",
                 "config": self.config.public(),
             },
         )

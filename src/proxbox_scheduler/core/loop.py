@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.judge import Counts, judge_counts
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
 from proxbox_scheduler.core.schedule import Mode, ModeKind, cron_fires, plan_interval
@@ -96,6 +97,7 @@ class Scheduler:
         self._origin = 0.0  # interval grid origin (monotonic)
         self._index = 0  # grid slot of the last scheduled run
         self._last_fire: datetime | None = None  # cron fire of the last run
+        self.last_counts: Counts | None = None  # object counts of the last success with objects
 
     # ------------------------------------------------------------ control
 
@@ -148,7 +150,7 @@ class Scheduler:
         self.observer.on_run_start(run_id, self.clock.now())
         started = self.clock.monotonic()
         task = asyncio.create_task(self._guarded(ctx))
-        outcome = await self._supervise(task, started)
+        outcome, self.last_counts = judge_counts(await self._supervise(task, started), self.last_counts)
         duration = self.clock.monotonic() - started
         wait = self._wait_after(outcome) if owes_pause else 0.0
         self.observer.on_run_end(run_id, outcome, duration, wait)

@@ -16,7 +16,7 @@ from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Label, Outcome, Status
 
 OUTCOMES = (Label.SUCCESS, Label.FAILURE, Label.DEGRADED)
-SKIP_REASONS = ("overrun", "busy", "backoff")
+SKIP_REASONS = ("overrun", "busy", "backoff", "netbox_unreachable")
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -56,6 +56,7 @@ class Metrics(Observer):
             ["kind"],
             registry=r,
         )
+        self.netbox_reachable: Gauge | None = None  # only with NetBox awareness on: see _note_netbox
         Info("proxbox_scheduler_build", "Version and schedule.", registry=r).info(
             {"version": version, "mode": mode, "invoke": invoke}
         )
@@ -79,6 +80,7 @@ class Metrics(Observer):
     def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
         started = self._started.pop(run_id, None)
         self.in_progress.set(0)
+        self._note_netbox(outcome)
         if outcome.status is Status.SKIPPED:
             self.skips.labels(outcome.skip_reason or "busy").inc()
             return
@@ -94,6 +96,18 @@ class Metrics(Observer):
                     self.objects.labels(kind).set(value)
         else:
             self.consecutive_failures.inc()
+
+    def _note_netbox(self, outcome: Outcome) -> None:
+        """The gauge appears with the first NetBox check, so it never reads 0 while awareness is off."""
+        if "netbox_reachable" not in outcome.details:
+            return
+        if self.netbox_reachable is None:
+            self.netbox_reachable = Gauge(
+                "proxbox_scheduler_netbox_reachable",
+                "1 when NetBox answered the last check before a run, 0 when it could not be asked.",
+                registry=self.registry,
+            )
+        self.netbox_reachable.set(1 if outcome.details["netbox_reachable"] else 0)
 
     def on_skip(self, reason: str, count: int, detail: str) -> None:
         self.skips.labels(reason).inc(count)
