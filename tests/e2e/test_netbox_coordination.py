@@ -82,6 +82,14 @@ def schedule_sync(stack: Stack, at: datetime, interval_minutes: int | None) -> d
     )
 
 
+def schedule_now(stack: Stack) -> dict[str, Any]:
+    """A one-shot sync a few seconds ahead (the endpoint refuses a time not in the future), once due."""
+    at = datetime.now(UTC) + timedelta(seconds=5)
+    job = schedule_sync(stack, at, None)
+    wait_until(lambda: datetime.now(UTC) > at, 30, "the job's scheduled time")
+    return job
+
+
 def job_row(stack: Stack, ident: int) -> dict[str, Any] | None:
     response = nb(stack, "GET", f"{JOBS}{ident}/")
     if response.status_code == 404:
@@ -160,7 +168,7 @@ def test_recurring_schedule_survives_scheduler_runs_and_enqueue_once_deletes_it(
 def test_pending_netbox_job_skips_both_invokes_and_the_next_fire_succeeds(stack: Stack, spawn: Any) -> None:
     stack.fault("worker-stop")
     try:
-        pending = schedule_sync(stack, datetime.now(UTC), None)
+        pending = schedule_now(stack)
         named = f"NetBox job {pending['id']} {pending['name']!r} "
         for env in ({}, exec_env(stack)):
             since = stack.log_offset()
@@ -186,7 +194,7 @@ def test_pending_netbox_job_skips_both_invokes_and_the_next_fire_succeeds(stack:
 @pytest.mark.parametrize("invoke", ["http", "exec"])
 def test_running_netbox_job_skips_as_busy_naming_it(stack: Stack, invoke: str) -> None:
     with stack.faulted("netbox-latency", "400"):
-        job = schedule_sync(stack, datetime.now(UTC), None)
+        job = schedule_now(stack)
         wait_until(
             lambda: any(
                 j["id"] == job["id"] and j["status"]["value"] == "running" for j in proxbox_jobs(stack)
