@@ -30,11 +30,13 @@ class Frames:
         *,
         first: bool,
         fetch_concurrency: int,
+        empty: bool = False,
     ) -> None:
         self.writer = writer
         self.inventory = inventory
         self.settings = settings
         self.first = first
+        self.empty = empty  # the complete event reports 0 objects of every kind
         self.operation = "created" if first else "updated"
         self.fetch_concurrency = fetch_concurrency
 

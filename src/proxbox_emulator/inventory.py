@@ -82,7 +82,9 @@ class Inventory:
 
     # -- the complete event's result ---------------------------------------------------
 
-    def result(self, *, first: bool, padding_placeholder: str | None = None) -> dict[str, Any]:
+    def result(
+        self, *, first: bool, padding_placeholder: str | None = None, empty: bool = False
+    ) -> dict[str, Any]:
         """The success ``result``: NetBox records per stage, summaries, then 12 counts.
 
         ``padding_placeholder`` reserves the ``journal_entries`` slot that the
@@ -91,7 +93,7 @@ class Inventory:
         result = {**self._records(), **self._summaries(first)}
         if padding_placeholder is not None:
             result["journal_entries"] = padding_placeholder
-        result.update(self._counts())
+        result.update({key: 0 for key in self._counts()} if empty else self._counts())
         if self.settings.degraded:
             n = len(self.vms)
             result["warnings"] = [

@@ -142,7 +142,9 @@ class Script:
         inventory, writer = self.frames.inventory, self.frames.writer
         padding = inventory.padding
         result = inventory.result(
-            first=self.frames.first, padding_placeholder=PAD_PLACEHOLDER if padding else None
+            first=self.frames.first,
+            padding_placeholder=PAD_PLACEHOLDER if padding else None,
+            empty=self.frames.empty,
         )
         line = json.dumps({"ok": True, "message": "Full update sync completed.", "result": result})
         writer.flush()

@@ -211,8 +211,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             chunked = self._stream_headers()
             writer = SseWriter(self.connection, self.wfile, settings.keepalive_interval, chunked=chunked)
+            empty = 0 < settings.empty_from <= start.run.number
             frames = Frames(
-                writer, emulator.inventory, settings, first=start.first, fetch_concurrency=fetch_concurrency
+                writer,
+                emulator.inventory,
+                settings,
+                first=start.first,
+                fetch_concurrency=fetch_concurrency,
+                empty=empty,
             )
             outcome = Script(
                 frames, start.run.id, start.fate, lambda o: emulator.ledger.end_run(start.run, o)

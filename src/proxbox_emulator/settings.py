@@ -172,6 +172,12 @@ class EmulatorSettings:
     degraded: bool = _setting(
         False, "runs succeed with phase_summary completed_with_errors and result.degraded"
     )
+    empty_from: int = _setting(
+        0,
+        "from the Nth run on, runs succeed with every *_count at 0 (a sync that found nothing; 0: never)",
+        accept=NON_NEGATIVE,
+        metavar="N",
+    )
     item_events: int = _setting(
         0, "extra item_progress events per run (throughput benchmarks)", accept=NON_NEGATIVE, metavar="N"
     )

@@ -1,7 +1,8 @@
 """Command line: a thin parser over Config and Service.
 
 Exit codes: 0 success (or scheduling disabled, or a run skipped because
-proxbox-api was busy), 1 a failed run, 2 bad configuration or usage.
+proxbox-api or NetBox was busy), 1 a failed run (or one skipped because NetBox
+could not be asked, or a failed ``check --probe``), 2 bad configuration or usage.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from proxbox_scheduler import __version__
 from proxbox_scheduler.config import DEFAULT_JOB, Config, ConfigError, load, name_of, read, read_or_default
 from proxbox_scheduler.core.outcome import Status
 from proxbox_scheduler.core.schedule import ModeError, ModeKind, parse_mode
+from proxbox_scheduler.redact import redact_url
 from proxbox_scheduler.telemetry.logs import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -68,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[flags], help="validate the configuration, show the next fires")
     check.add_argument("--count", type=int, default=5, help="how many fire times to show (default 5)")
     check.add_argument("--from", dest="start", help="ISO-8601 instant to start from (default: now)")
+    check.add_argument(
+        "--probe", action="store_true", help="also ask NetBox and proxbox-api once; exit 1 if one fails"
+    )
     health = sub.add_parser("healthcheck", help="exit 0 when the running scheduler is alive, else 1")
     health.add_argument("--port", type=int, help="status server port (default: PROXBOX_SCHEDULER_HTTP_PORT)")
     health.add_argument(
@@ -170,7 +175,7 @@ def cmd_once(env: Mapping[str, str], name: str | None = None) -> int:
         return _fail_config(exc)
     if outcome.status is Status.SKIPPED:
         _say(f"{PROG}: run skipped: {outcome.reason}")
-        return EXIT_OK
+        return EXIT_OK if outcome.skip_reason == "busy" else EXIT_FAILED
     if outcome.ok:
         return EXIT_OK
     _say(f"{PROG}: run failed: {outcome.reason}")
@@ -207,7 +212,7 @@ def _parse_start(raw: str | None, config: Config) -> datetime:
     return start if start.tzinfo else start.replace(tzinfo=config.tz)
 
 
-def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
+def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None, probe: bool = False) -> int:
     from proxbox_scheduler.core.schedule import upcoming
 
     try:
@@ -237,9 +242,26 @@ def cmd_check(env: Mapping[str, str], count: int, start_raw: str | None) -> int:
             fires.extend((fire, job.name) for fire in upcoming(mode, start.astimezone(job.tz), job.tz, count))
         except (OverflowError, StopIteration):
             print(f"# job {job.name}: no further fire times before the year 9999", file=sys.stderr)
+    print(f"# {_awareness(config)}", file=sys.stderr)
     for fire, name in sorted(fires, key=lambda pair: pair[0])[:count]:
         print(f"{fire.isoformat()}  {fire.strftime('%a')}  {fire.tzname()}  {name}")
-    return EXIT_OK
+    return _probe(config) if probe else EXIT_OK
+
+
+def _awareness(config: Config) -> str:
+    if config.netbox is None:
+        return f"NetBox awareness: off (set {name_of('netbox_url')} to skip runs while NetBox has a sync)"
+    policy = f"{name_of('netbox_unreachable')}={config.netbox_unreachable}"
+    return f"NetBox awareness: on ({redact_url(config.netbox.url)}, {policy})"
+
+
+def _probe(config: Config) -> int:
+    from proxbox_scheduler.ops.probe import probe
+
+    lines = probe(config)
+    for ok, line in lines:
+        print(f"probe: {line}" if ok else f"probe failed: {line}", file=sys.stdout if ok else sys.stderr)
+    return EXIT_OK if all(ok for ok, _ in lines) else EXIT_FAILED
 
 
 def emulate_api(argv: Sequence[str]) -> int:
@@ -267,7 +289,7 @@ def _dispatch(argv: list[str]) -> int:
     if command == "once":
         return cmd_once(env, args.job)
     if command == "check":
-        return cmd_check(env, args.count, args.start)
+        return cmd_check(env, args.count, args.start, args.probe)
     if command == "healthcheck":
         return cmd_healthcheck(env, args.port, args.max_age)
     if command == "demo":

@@ -12,22 +12,25 @@ import difflib
 import os
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.loop import LoopSettings
 from proxbox_scheduler.core.schedule import Mode, ModeKind
-from proxbox_scheduler.crosscheck import check_invoke, resolve_key
+from proxbox_scheduler.crosscheck import check_invoke, resolve_key, resolve_secret_file
 from proxbox_scheduler.jobfile import blame, load_file
 from proxbox_scheduler.jobs import DEFAULT_JOB, JOB_ATTRS, JobConfig, job_config
+from proxbox_scheduler.netbox.settings import NetBoxSettings, check_netbox, netbox_warnings
 from proxbox_scheduler.parsers import ConfigError
 from proxbox_scheduler.redact import mask_params, redact_query, redact_url
 from proxbox_scheduler.variables import BY_ATTR, BY_NAME, VARIABLES, Variable, name_of
 
 PROCESS_ATTRS = frozenset(
     {"log_level", "log_json", "shutdown_grace", "http_host", "http_port", "state_path", "config_file"}
+    | {"netbox_url", "netbox_token", "netbox_token_file", "netbox_verify_ssl", "netbox_ca_bundle"}
+    | {"netbox_timeout", "netbox_unreachable"}
 )
 """Settings of the process; every other variable is a job setting (the default of every job)."""
 
@@ -48,7 +51,19 @@ class Config:
     state_path: str
     config_file: Path | None
     jobs: tuple[JobConfig, ...]
+    netbox_url: str | None
+    netbox_token: str = field(repr=False)
+    netbox_token_file: Path | None
+    netbox_verify_ssl: bool
+    netbox_ca_bundle: Path | None
+    netbox_timeout: float
+    netbox_unreachable: str
     warnings: tuple[str, ...] = ()
+
+    @property
+    def netbox(self) -> NetBoxSettings | None:
+        """How to ask NetBox's Jobs API, or None while NetBox awareness is off."""
+        return NetBoxSettings.of(self, name_of) if self.netbox_url else None
 
     def __getattr__(self, name: str) -> Any:
         if name in JOB_ATTRS or name in ("target", "secrets"):
@@ -160,6 +175,9 @@ def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = Non
     env = os.environ if env is None else env
     values = {var.attr: _read(var, env) for var in VARIABLES}
     warnings = list(unknown_variable_warnings(env))
+    resolve_secret_file(values, "netbox_token", "netbox_token_file", "the NetBox token", name_of)
+    check_netbox(values, env, name_of, ConfigError)
+    warnings += netbox_warnings(values, name_of)
     if values["config_file"] is None:
         resolve_key(values, name_of)
         jobs: tuple[JobConfig, ...] = (job_config(DEFAULT_JOB, values),)

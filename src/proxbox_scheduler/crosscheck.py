@@ -23,30 +23,35 @@ Blame = Callable[[str], str]
 
 def resolve_key(values: dict[str, Any], blame: Blame) -> None:
     """Replace ``api_key`` with the content of ``api_key_file`` when one is set."""
-    key_file: Path | None = values["api_key_file"]
-    if key_file is None:
+    resolve_secret_file(values, "api_key", "api_key_file", "the API key", blame)
+
+
+def resolve_secret_file(values: dict[str, Any], attr: str, file_attr: str, what: str, blame: Blame) -> None:
+    """A secret given as a file (Docker/Kubernetes secrets) lands in ``values[attr]``."""
+    path: Path | None = values[file_attr]
+    if path is None:
         return
-    where = blame("api_key_file")
-    if values["api_key"]:
-        raise ConfigError(where, str(key_file), f"set either {blame('api_key')} or {where}, not both")
+    where = blame(file_attr)
+    if values[attr]:
+        raise ConfigError(where, str(path), f"set either {blame(attr)} or {where}, not both")
     try:
-        values["api_key"] = read_key_file(key_file)
+        values[attr] = read_key_file(path, what)
     except ValueError as exc:
-        raise ConfigError(where, str(key_file), str(exc)) from None
+        raise ConfigError(where, str(path), str(exc)) from None
 
 
-def read_key_file(path: Path) -> str:
-    """The key a file holds; ValueError says what is wrong (read at startup and before each run)."""
+def read_key_file(path: Path, what: str = "the API key") -> str:
+    """The secret a file holds; ValueError says what is wrong (read at startup and before each run)."""
     try:
         key = path.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
     if not key.strip():
-        raise ValueError("expected a file holding the API key")
+        raise ValueError(f"expected a file holding {what}")
     try:
         return parse_api_key(key)
     except ValueError as exc:
-        raise ValueError(f"the key in it is invalid: {exc}") from None
+        raise ValueError(f"{what} in it is invalid: {exc}") from None
 
 
 def check_invoke(job: JobConfig, blame: Blame, env: Mapping[str, str]) -> None:

@@ -15,7 +15,7 @@ from proxbox_scheduler.core.schedule import Mode, ModeError, parse_mode
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-DEFAULT_EXEC_CMD = "python manage.py proxbox_sync --wait --enqueue-once"
+DEFAULT_EXEC_CMD = "python manage.py proxbox_sync --wait"
 
 
 class ConfigError(Exception):

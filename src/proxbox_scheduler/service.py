@@ -29,6 +29,7 @@ from proxbox_scheduler.telemetry.log_observer import LogObserver
 from proxbox_scheduler.telemetry.metrics import Metrics
 from proxbox_scheduler.telemetry.status import HISTORY, LoopProbe, StatusStore
 from proxbox_scheduler.triggers import make_trigger
+from proxbox_scheduler.triggers.guard import guarded
 
 if TYPE_CHECKING:
     from proxbox_scheduler.ops.server import OpsServer
@@ -51,7 +52,7 @@ class Service:
         self.clock = clock or Clock()
         self.store = store or store_from_setting(config.state_path)
         self.observers = observers or []
-        self.triggers = {job.name: make_trigger(job, self.clock) for job in config.jobs}
+        self.triggers = {job.name: guarded(make_trigger(job, self.clock), job, config) for job in config.jobs}
         first = config.jobs[0]
         self.metrics = Metrics(
             version=__version__, mode=str(first.mode), invoke=first.invoke, jobs=[j.name for j in config.jobs]
@@ -133,6 +134,7 @@ class Service:
                 "version": __version__,
                 "command": command,
                 "target": self.config.target,
+                "netbox_awareness": "on" if self.config.netbox else "off",
                 "config": self.config.public(),
             },
         )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from proxbox_scheduler.netbox.settings import NETBOX_VARIABLES
 from proxbox_scheduler.parsers import (
     DEFAULT_EXEC_CMD,
     parse_api_key,
@@ -271,6 +272,7 @@ VARIABLES: tuple[Variable, ...] = (
         parse_optional_url,
         "dead-man's switch (healthchecks.io style): `/start`, success and `/fail` pings",
     ),
+    *(Variable(*row) for row in NETBOX_VARIABLES),
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 BY_ATTR = {v.attr: v for v in VARIABLES}

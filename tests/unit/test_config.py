@@ -84,6 +84,12 @@ INVALID = [
     ("PROXBOX_SCHEDULER_STATE_PATH", "/var/lib/proxbox-scheduler/"),
     ("PROXBOX_SCHEDULER_CONFIG", "/nonexistent/jobs.toml"),
     ("PROXBOX_SCHEDULER_PING_URL", "hc-ping.com/uuid"),
+    ("PROXBOX_SCHEDULER_NETBOX_URL", "netbox:8000"),
+    ("PROXBOX_SCHEDULER_NETBOX_TOKEN_FILE", "/nonexistent/token"),
+    ("PROXBOX_SCHEDULER_NETBOX_VERIFY_SSL", "sure"),
+    ("PROXBOX_SCHEDULER_NETBOX_CA_BUNDLE", "/nonexistent/ca.pem"),
+    ("PROXBOX_SCHEDULER_NETBOX_TIMEOUT", "0"),
+    ("PROXBOX_SCHEDULER_NETBOX_UNREACHABLE", "maybe"),
 ]
 
 
@@ -99,7 +105,8 @@ def test_each_invalid_value_names_the_variable_and_the_value(name: str, value: s
 
 
 def test_every_variable_has_an_invalid_case() -> None:
-    covered = {name for name, _ in INVALID} | {"PROXBOX_API_KEY"}  # the key: see below, redacted
+    # the secrets: see below (API key) and tests/unit/test_netbox.py (NetBox token), redacted
+    covered = {name for name, _ in INVALID} | {"PROXBOX_API_KEY", "PROXBOX_SCHEDULER_NETBOX_TOKEN"}
     assert {v.name for v in VARIABLES} - covered == set()
 
 

@@ -16,6 +16,7 @@ LAYERS = {
     "proxbox": 2,
     "telemetry": 2,
     "parsers": 2,
+    "netbox": 2,
     "jobs": 2,
     "crosscheck": 2,
     "variables": 3,

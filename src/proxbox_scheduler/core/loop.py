@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.clock import Clock
 from proxbox_scheduler.core.gate import TargetLock
+from proxbox_scheduler.core.judge import Counts, judge_counts
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
 from proxbox_scheduler.core.schedule import Mode, ModeKind, cron_fires, missed_fires, plan_interval
@@ -127,6 +128,9 @@ class Scheduler:
         self._origin = 0.0  # interval grid origin (monotonic)
         self._index = 0  # grid slot of the last scheduled run
         self._last_fire: datetime | None = None  # cron fire of the last run
+        remembered = memory.last_success.counts if memory.last_success else {}
+        self.last_counts: Counts | None = dict(remembered) if any(remembered.values()) else None
+        """Object counts of the last success with objects (from the store after a restart)."""
 
     # ------------------------------------------------------------ control
 
@@ -210,7 +214,7 @@ class Scheduler:
         self.observer.on_run_start(run_id, start.started)
         started = self.clock.monotonic()
         task = asyncio.create_task(self._guarded(ctx))
-        outcome = await self._supervise(task, started)
+        outcome, self.last_counts = judge_counts(await self._supervise(task, started), self.last_counts)
         duration = self.clock.monotonic() - started
         self._count(outcome)
         wait = self._wait_after(outcome) if owes_pause else 0.0

@@ -18,7 +18,7 @@ from proxbox_scheduler.core.outcome import Label, Outcome, Status
 from proxbox_scheduler.state.base import INTERRUPTED, JobState
 
 OUTCOMES = (Label.SUCCESS, Label.FAILURE, Label.DEGRADED, INTERRUPTED)
-SKIP_REASONS = ("overrun", "busy", "backoff", "missed")
+SKIP_REASONS = ("overrun", "busy", "backoff", "missed", "netbox_unreachable")
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -77,6 +77,7 @@ class Metrics:
             [*job, "kind"],
             registry=r,
         )
+        self.netbox_reachable: Gauge | None = None  # only with NetBox awareness on: see note_netbox
         Info("proxbox_scheduler_build", "Version and schedule (of the first job).", registry=r).info(
             {"version": version, "mode": mode, "invoke": invoke}
         )
@@ -84,6 +85,18 @@ class Metrics:
 
     def job(self, name: str) -> JobMetrics:
         return self._jobs[name]
+
+    def note_netbox(self, outcome: Outcome) -> None:
+        """The gauge appears with the first NetBox check, so it never reads 0 while awareness is off."""
+        if "netbox_reachable" not in outcome.details:
+            return
+        if self.netbox_reachable is None:
+            self.netbox_reachable = Gauge(
+                "proxbox_scheduler_netbox_reachable",
+                "1 when NetBox answered the last check before a run, 0 when it could not be asked.",
+                registry=self.registry,
+            )
+        self.netbox_reachable.set(1 if outcome.details["netbox_reachable"] else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -127,6 +140,7 @@ class JobMetrics(Observer):
         m, job = self.m, self.name
         started = self._started.pop(run_id, None)
         m.in_progress.labels(job).set(0)
+        m.note_netbox(outcome)
         if outcome.status is Status.SKIPPED:
             m.skips.labels(job, outcome.skip_reason or "busy").inc()
             return
