@@ -37,10 +37,12 @@ from proxbox_scheduler.parsers import (
     parse_optional_url,
     parse_positive_seconds,
     parse_query,
+    parse_replica,
     parse_sync_path,
     parse_zone,
 )
 from proxbox_scheduler.redact import redact_url
+from proxbox_scheduler.state import parse_state_url
 
 
 class ConfigError(Exception):
@@ -258,6 +260,28 @@ VARIABLES: tuple[Variable, ...] = (
         parse_optional_url,
         "dead-man's switch (healthchecks.io style): `/start`, success and `/fail` pings",
     ),
+    Variable(
+        "PROXBOX_SCHEDULER_STATE_URL",
+        "state_url",
+        "",
+        parse_state_url,
+        "`postgresql://…` or `redis://…`/`rediss://…` (Valkey too): a store shared by several replicas;"
+        " turns on coordination (one leader, one run per fire)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_LEASE_SECONDS",
+        "lease_seconds",
+        "15",
+        parse_number(1, 3600),
+        "TTL of the leader's lease with a shared store, renewed every third of it (1-3600)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_REPLICA",
+        "replica",
+        "",
+        parse_replica,
+        "this replica's name in run history, logs and /status (default: the host name, e.g. the pod)",
+    ),
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 BY_ATTR = {v.attr: v for v in VARIABLES}
@@ -299,6 +323,9 @@ class Config:
     http_host: str
     http_port: int
     ping_url: str | None
+    state_url: str = field(default="", repr=False)
+    lease_seconds: float = 15.0
+    replica: str = ""
     warnings: tuple[str, ...] = ()
 
     @property
@@ -330,7 +357,7 @@ class Config:
             value = getattr(self, var.attr)
             if var.secret:
                 value = "<set>" if value else ""
-            elif var.parse is parse_optional_url and value:
+            elif var.parse in (parse_optional_url, parse_state_url) and value:
                 value = redact_url(value)
             elif isinstance(value, (Mode, ZoneInfo, Path)):
                 value = str(value)

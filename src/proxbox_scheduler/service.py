@@ -30,6 +30,7 @@ from proxbox_scheduler.triggers import make_trigger
 
 if TYPE_CHECKING:
     from proxbox_scheduler.ops.server import OpsServer
+    from proxbox_scheduler.triggers.coordinated import Replicas
 
 log = logging.getLogger("proxbox_scheduler")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -67,12 +68,36 @@ class Service:
             from proxbox_scheduler.telemetry.ping import Pinger
 
             telemetry.append(Pinger(config.ping_url))
+        self.replicas: Replicas | None = None
+        if config.state_url:  # issue 14: replicas share a store, one leads; see triggers/coordinated.py
+            telemetry = self._coordinate(telemetry)
         self.scheduler = Scheduler(
             config.loop_settings(),
             self.trigger,
             clock=self.clock,
             observer=FanOut([*telemetry, *(observers or [])]),
         )
+
+    def _coordinate(self, telemetry: list[Observer]) -> list[Observer]:
+        """Build the coordinator; a follower's skipped fires stay out of the status, logs and pings."""
+        from proxbox_scheduler.telemetry.replicas import LeaderOnly
+        from proxbox_scheduler.triggers.coordinated import replicas_for
+
+        self.replicas = replicas_for(self.config, self.trigger, self.clock, self.metrics.registry)
+        self.status.sections["replica"] = self.replicas.telemetry.snapshot
+        self.status.gates.append(self.replicas.coordinator.ready)
+        return [telemetry[0], *(LeaderOnly(o, self.replicas.coordinator) for o in telemetry[1:])]
+
+    async def _run_coordinated(self, replicas: Replicas) -> None:
+        """The loop with the lease kept beside it; the lease outlives the last run, then is given up."""
+        self.scheduler.trigger = replicas.trigger  # `once` stays a plain, unclaimed manual run
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(replicas.coordinator.run(stop))
+        try:
+            await self.scheduler.run_forever()
+        finally:
+            stop.set()
+            await keeper
 
     def _announce(self, command: str) -> None:
         log.info(
@@ -151,7 +176,10 @@ class Service:
         """Run the schedule until SIGTERM/SIGINT."""
         self._announce("run")
         async with self._lifecycle(serve_http=True):
-            await self.scheduler.run_forever()
+            if self.replicas is not None:
+                await self._run_coordinated(self.replicas)
+            else:
+                await self.scheduler.run_forever()
         log.info("stopped")
 
     async def once(self) -> Outcome:

@@ -122,7 +122,7 @@ class Scheduler:
         fire = Fire(at_monotonic=now_mono, jittered=False) if immediate else self._first_fire()
         try:
             while await self._wait_for(fire):
-                _, wait = await self._run(owes_pause=True)
+                _, wait = await self._run(owes_pause=True, slot=self._slot(fire))
                 if self.stopping:
                     return
                 fire = self._next_fire(wait)
@@ -134,7 +134,21 @@ class Scheduler:
         outcome, _ = await self._run(owes_pause=False)
         return outcome
 
-    async def _run(self, *, owes_pause: bool) -> tuple[Outcome, float]:
+    # ---- issue 14 hook (replicas): the nominal fire time that replicas claim; the lead
+    # reconciles this with issue 13's per-job slot. Interval slots sit on a grid anchored
+    # at the Unix epoch so that every replica names the same fire the same way.
+    def _slot(self, fire: Fire) -> datetime | None:
+        if fire.at_wall is not None:
+            return fire.at_wall
+        if self.settings.mode.kind is not ModeKind.INTERVAL or fire.at_monotonic is None:
+            return None
+        wall = self.clock.now() - timedelta(seconds=self.clock.monotonic() - fire.at_monotonic)
+        step = self.settings.mode.interval
+        return datetime.fromtimestamp(round(wall.timestamp() / step) * step, wall.tzinfo)
+
+    # ---- end of issue 14 hook
+
+    async def _run(self, *, owes_pause: bool, slot: datetime | None = None) -> tuple[Outcome, float]:
         """One supervised run: timeout, shutdown grace, and no exception escapes.
 
         Returns the outcome and the pause a scheduled run owes the next start (backoff).
@@ -144,6 +158,7 @@ class Scheduler:
             run_id,
             RunLogAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id}),
             lambda progress: self.observer.on_progress(run_id, progress),
+            slot=slot,  # issue 14 hook
         )
         self.observer.on_run_start(run_id, self.clock.now())
         started = self.clock.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from proxbox_scheduler.core.outcome import Outcome, Progress
@@ -31,11 +32,17 @@ class RunLogAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 @dataclass
 class RunContext:
-    """What a trigger gets for one run: its id, a logger that tags the id, a progress sink."""
+    """What a trigger gets for one run: its id, a logger that tags the id, a progress sink.
+
+    ``job`` and ``slot`` (the nominal fire time, UTC; None for continuous and
+    manual runs) name the fire, so that replicas can claim ``<job>:<slot>``.
+    """
 
     run_id: str
     log: logging.LoggerAdapter  # type: ignore[type-arg]
     progress: ProgressSink = field(default=_ignore_progress)
+    job: str = "default"
+    slot: datetime | None = None
 
 
 class Trigger(Protocol):

@@ -99,7 +99,7 @@ ON CONFLICT (name) DO UPDATE SET
                  THEN l.epoch ELSE l.epoch + 1 END,
     expires_at = EXCLUDED.expires_at
 WHERE l.holder = EXCLUDED.holder OR l.expires_at <= clock_timestamp()
-RETURNING holder, epoch"""
+RETURNING holder, epoch, 0.0"""
 RENEW = """UPDATE proxbox_leases SET expires_at = clock_timestamp() + %(ttl)s * interval '1 second'
 WHERE name = %(name)s AND holder = %(holder)s AND epoch = %(epoch)s AND expires_at > clock_timestamp()"""
 FENCE = """SELECT 1 FROM proxbox_leases WHERE name = %(name)s AND holder = %(holder)s AND epoch = %(epoch)s
@@ -307,9 +307,13 @@ class PostgresStore:
             won = await cur.fetchone()
             if won is not None:
                 return Lease(won[0], won[1], mine=True)
-            cur = await conn.execute("SELECT holder, epoch FROM proxbox_leases WHERE name = %s", (LEASE,))
+            cur = await conn.execute(
+                "SELECT holder, epoch, extract(epoch FROM expires_at - clock_timestamp())::float8"
+                " FROM proxbox_leases WHERE name = %s",
+                (LEASE,),
+            )
             other = await cur.fetchone()
-            return Lease(other[0], other[1], mine=False) if other else Lease("", 0, mine=False)
+            return Lease(other[0], other[1], False, max(0.0, other[2])) if other else Lease("", 0, False)
 
         return await self._call(go)
 

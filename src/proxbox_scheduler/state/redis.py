@@ -221,8 +221,8 @@ class RedisStore:
     # ------------------------------------------------------------ SharedStore
 
     async def acquire(self, holder: str, ttl_s: float) -> Lease:
-        now_holder, epoch = await self._run("ACQUIRE", holder, max(1, round(ttl_s * 1000)))
-        return Lease(now_holder, int(epoch), mine=now_holder == holder)
+        now_holder, epoch, left_ms = await self._run("ACQUIRE", holder, max(1, round(ttl_s * 1000)))
+        return Lease(now_holder, int(epoch), now_holder == holder, max(0, int(left_ms)) / 1000)
 
     async def renew(self, holder: str, epoch: int, ttl_s: float) -> bool:
         return bool(await self._run("RENEW", holder, epoch, max(1, round(ttl_s * 1000))))

@@ -56,11 +56,11 @@ local cur = redis.call('GET', lease)
 if cur then
   local h, e = string.match(cur, '^(.*)\\n(%d+)$')
   if h == holder then redis.call('PEXPIRE', lease, ttl) end
-  return {h, tonumber(e)}
+  return {h, tonumber(e), redis.call('PTTL', lease)}
 end
 local epoch = redis.call('INCR', ARGV[1] .. 'epoch')
 redis.call('SET', lease, holder .. '\\n' .. epoch, 'PX', ttl)
-return {holder, epoch}
+return {holder, epoch, 0}
 """
 
 RENEW = """

@@ -36,11 +36,16 @@ class ClaimStatus(enum.Enum):
 
 @dataclass(frozen=True)
 class Lease:
-    """The lease as an acquire attempt left it: ``holder`` is whoever holds it now."""
+    """The lease as an acquire attempt left it: ``holder`` is whoever holds it now.
+
+    ``remaining_s`` is how long it still runs on the store's clock, so that a
+    follower asks again right after it expires instead of a renew period later.
+    """
 
     holder: str
     epoch: int
     mine: bool
+    remaining_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ LOOP_ANSWER_SECONDS = 2.0
 
 LoopProbe = Callable[[float], bool]
 """Asks the event loop to answer within the given seconds; False when it did not."""
+Gate = Callable[[], tuple[bool, str]]
+"""A further readiness condition (e.g. the shared state store answers): (ready, why)."""
 
 
 def _no_probe(timeout: float) -> bool:
@@ -54,6 +56,9 @@ class StatusStore(Observer):
         self._current_mono = 0.0
         self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self._last_success: datetime | None = None
+        self.sections: dict[str, Callable[[], Any]] = {}
+        """Extra /status sections computed when read (e.g. ``replica``), set by whoever wires them."""
+        self.gates: list[Gate] = []
 
     # ------------------------------------------------------------ writers (the loop)
 
@@ -88,6 +93,7 @@ class StatusStore(Observer):
                     "outcome": outcome.label.value,
                     "reason": outcome.reason,
                     "counts": dict(outcome.details.get("counts", {})),
+                    **({"replica": outcome.details["replica"]} if "replica" in outcome.details else {}),
                 }
             )
             if outcome.ok and start:
@@ -110,7 +116,7 @@ class StatusStore(Observer):
                 "current_run": dict(self._current) if self._current else None,
                 "last_success": _iso(self._last_success),
                 "runs": [dict(run) for run in self._history],
-            }
+            } | {name: section() for name, section in self.sections.items()}
 
     def live(self) -> tuple[bool, str]:
         """Alive unless a run outlived its hard limit or the event loop does not answer.
@@ -128,4 +134,9 @@ class StatusStore(Observer):
 
     def ready(self) -> tuple[bool, str]:
         with self._lock:
-            return self._ready, self._state
+            ready, state = self._ready, self._state
+        for gate in self.gates:
+            ok, why = gate()
+            if not ok:
+                return False, why
+        return ready, state
