@@ -25,7 +25,8 @@ def available() -> bool:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, fsync: str = "always") -> None:
+        self.fsync = fsync
         self.dir = Path(tempfile.mkdtemp(prefix="pbx-redis-"))
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -36,7 +37,7 @@ class RedisServer:
     def start(self) -> None:
         self._proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"],
+             "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "", "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         poll(lambda: self.command("PING") == "+PONG", 20, "redis-server to answer PING")
@@ -53,9 +54,23 @@ class RedisServer:
             conn.sendall((" ".join(words) + "\r\n").encode())
             return conn.makefile("rb").readline().decode().strip()
 
-    def kill_clients(self) -> str:
-        """``CLIENT KILL TYPE normal``: every client connection except this one is cut."""
-        return self.command("CLIENT", "KILL", "TYPE", "normal")
+    def kill_client(self, name: str) -> int:
+        """``CLIENT KILL ID`` on every connection named ``name`` (CLIENT SETNAME); how many were cut."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(b"CLIENT LIST\r\n")
+            reader = conn.makefile("rb")
+            size = int(reader.readline()[1:])
+            listing = reader.read(size + 2).decode()
+        ids = [
+            fields["id"]
+            for fields in (
+                dict(f.split("=", 1) for f in line.split() if "=" in f) for line in listing.splitlines()
+            )
+            if fields.get("name") == name
+        ]
+        for client_id in ids:
+            self.command("CLIENT", "KILL", "ID", client_id)
+        return len(ids)
 
     def cleanup(self) -> None:
         self.stop()
@@ -63,8 +78,8 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
+def redis_server(fsync: str = "always") -> Iterator[RedisServer]:
+    server = RedisServer(fsync)
     try:
         server.start()
         yield server

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.processes import CLI, Proc, base_env, free_port, parse_json, spawn
+from tests.support.processes import CLI, Proc, base_env, free_port, spawn
 from tests.support.sse_server import Reply, Request, SSEServer, json_reply, sse
 
 COMPLETE = b'event: complete\ndata: {"ok": true, "result": {"devices_count": 1}}\n\n'
@@ -88,7 +88,8 @@ class Fleet:
     """Replicas of the real CLI against ``target`` with the shared store at ``state_url``."""
 
     def __init__(self, target: str, state_url: str, lease_s: float, interval: float = 1.0) -> None:
-        self.target, self.state_url, self.lease_s, self.interval = target, state_url, lease_s, interval
+        self.target, self.state_url, self.lease_s = target, state_url, lease_s
+        self.mode = f"interval={interval:g}"
         self.replicas: list[Replica] = []
         self.retired: list[Replica] = []
         self._made = 0
@@ -98,7 +99,7 @@ class Fleet:
         name = name or f"replica-{self._made}"
         port = free_port()
         env = base_env(
-            PROXBOX_MODE=f"interval={self.interval:g}",
+            PROXBOX_MODE=self.mode,
             PROXBOX_API_URL=self.target,
             PROXBOX_SCHEDULER_SKIP_IF_ACTIVE="false",
             PROXBOX_SCHEDULER_BACKOFF_ON_ERROR_SECONDS="0",
@@ -168,9 +169,3 @@ def fleet(target: str, state_url: str, lease_s: float, count: int) -> Iterator[F
         yield group
     finally:
         group.stop_all()
-
-
-def finished_runs(replica: Replica) -> list[dict[str, Any]]:
-    lines = replica.proc.out.lines
-    docs = [parse_json(line) for line in list(lines)]
-    return [d for d in docs if d and d.get("event") == "run finished"]

@@ -71,6 +71,11 @@ class Term:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+def _holder(replica: str) -> str:
+    """A holder token per term: a term that ended never resumes, its successor gets a new epoch."""
+    return f"{replica}/{uuid.uuid4().hex[:8]}"
+
+
 def margin_for(ttl: float) -> float:
     """How long before the store's expiry this replica gives up: a sixth of the TTL, at most 2 s."""
     return min(ttl / 6, 2.0)
@@ -90,7 +95,7 @@ class Coordinator:
     ) -> None:
         self.store = store
         self.replica = replica
-        self.holder = f"{replica}/{uuid.uuid4().hex[:8]}"
+        self.holder = _holder(replica)
         self.ttl = ttl
         self.clock = clock or Clock()
         self.events: CoordinationEvents = events or _Quiet()
@@ -138,7 +143,8 @@ class Coordinator:
             if not self._opened:
                 await asyncio.wait_for(self.store.open(), self.ttl)
                 self._opened = True
-            pause = await (self._renew(sent) if self.term is not None else self._acquire(sent))
+            # past the local deadline the term is over, whatever the store would still say
+            pause = await (self._renew(sent) if self.leading() is not None else self._acquire(sent))
         except (StateError, TimeoutError) as exc:
             self._store_state(False, str(exc) or "the store did not answer in time")
             self.leading()  # past the deadline: stop leading now
@@ -204,6 +210,7 @@ class Coordinator:
         if term is None:
             return
         self.leader = ""
+        self.holder = _holder(self.replica)
         term.ended.set()
         log.warning("stopped leading: %s", why, extra={"epoch": term.epoch})
         self.events.on_following("", why)
@@ -225,11 +232,11 @@ class Coordinator:
         """Finish pending claim updates, give the lease up (a rolling restart hands over at once)."""
         if self._pending:
             await asyncio.wait(self._pending, timeout=self.ttl / 3)
-        term = self.term
+        term, holder = self.term, self.holder
         self._demote("shutting down")
         if term is not None:
             with contextlib.suppress(StateError, TimeoutError):
-                await asyncio.wait_for(self.store.release(self.holder, term.epoch), self.ttl / 3)
+                await asyncio.wait_for(self.store.release(holder, term.epoch), self.ttl / 3)
         with contextlib.suppress(StateError, TimeoutError):
             await asyncio.wait_for(self.store.close(), self.ttl / 3)
 

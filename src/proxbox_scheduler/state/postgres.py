@@ -51,6 +51,7 @@ from .shared import (
     Claim,
     ClaimStatus,
     Lease,
+    client_name,
     slot_key,
 )
 
@@ -145,7 +146,10 @@ class PostgresStore:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = None
             self._conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=max(1, round(self._timeout_s))
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, round(self._timeout_s)),
+                application_name=client_name(self.replica),
             )
         return self._conn
 

@@ -39,7 +39,7 @@ from .base import (
     StateUnavailable,
     StateWriteFailed,
 )
-from .shared import CLAIM_RETENTION, AbandonedClaim, Claim, ClaimStatus, Lease, slot_key
+from .shared import CLAIM_RETENTION, AbandonedClaim, Claim, ClaimStatus, Lease, client_name, slot_key
 
 T = TypeVar("T")
 PREFIX = "proxbox:"
@@ -109,6 +109,7 @@ class RedisStore:
                 decode_responses=True,
                 socket_timeout=self._timeout_s,
                 socket_connect_timeout=self._timeout_s,
+                client_name=client_name(self.replica),
             )
         except ValueError as exc:
             raise StateUnavailable(f"state store {self.where}: {exc}") from None

@@ -65,6 +65,11 @@ class AbandonedClaim:
     epoch: int
 
 
+def client_name(replica: str) -> str:
+    """How a replica's store connection is named on the server (pg_stat_activity, CLIENT LIST)."""
+    return f"proxbox-scheduler:{replica}"[:63]
+
+
 def slot_key(job: str, slot: dt.datetime | None) -> str:
     """``<job>:<slot>``, the slot in UTC ISO form; continuous runs (no slot) get ``#`` and a counter."""
     if slot is None:
