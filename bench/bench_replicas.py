@@ -105,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    ttl, kills, runs, window = (3.0, 2, 200, 10.0) if args.quick else (DEFAULT_TTL, 10, 2000, 60.0)
+    ttl, kills, runs, window = (2.0, 1, 100, 5.0) if args.quick else (DEFAULT_TTL, 10, 2000, 60.0)
     note(f"failover over {kills} kills with TTL {ttl:g} s; claims over {runs} runs; idle over {window:g} s")
     with pg.postgres_server() as server:
         url = server.create_database("bench")

@@ -105,6 +105,19 @@ RENEW = """UPDATE proxbox_leases SET expires_at = clock_timestamp() + %(ttl)s * 
 WHERE name = %(name)s AND holder = %(holder)s AND epoch = %(epoch)s AND expires_at > clock_timestamp()"""
 FENCE = """SELECT 1 FROM proxbox_leases WHERE name = %(name)s AND holder = %(holder)s AND epoch = %(epoch)s
 AND expires_at > clock_timestamp() FOR SHARE"""
+CLAIM_SLOT = """
+WITH fence AS (
+    SELECT 1 FROM proxbox_leases WHERE name = %(name)s AND holder = %(holder)s AND epoch = %(epoch)s
+    AND expires_at > clock_timestamp() FOR SHARE
+), won AS (
+    INSERT INTO proxbox_claims (key, holder, epoch, state)
+    SELECT %(key)s, %(holder)s, %(epoch)s, 'running' FROM fence
+    ON CONFLICT (key) DO NOTHING RETURNING key
+)
+SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM won), c.holder, c.epoch
+FROM (SELECT 1) AS one LEFT JOIN proxbox_claims c ON c.key = %(key)s"""
+"""A slot claim in one statement (one round trip): the lease row locked FOR SHARE, the claim
+inserted only if the fence matched, and the owner as the statement's snapshot saw it."""
 NEXT_COUNTER = (
     "INSERT INTO proxbox_jobs (job, counter) VALUES (%s, 1)"
     " ON CONFLICT (job) DO UPDATE SET counter = proxbox_jobs.counter + 1 RETURNING counter"
@@ -339,15 +352,17 @@ class PostgresStore:
         await self._call(go)
 
     async def claim(self, job: str, slot: dt.datetime | None, holder: str, epoch: int) -> Claim:
-        async def go(conn: Conn) -> Claim:
+        if slot is not None:
+            return await self._claim_slot(slot_key(job, slot), holder, epoch)
+
+        async def go(conn: Conn) -> Claim:  # continuous: the next counter, in one transaction
             async with conn.transaction():
                 fence = await conn.execute(FENCE, {"name": LEASE, "holder": holder, "epoch": epoch})
-                key = slot_key(job, slot)
+                key = slot_key(job, None)
                 if await fence.fetchone() is None:
                     return Claim(ClaimStatus.NOT_LEADER, key)
-                if slot is None:
-                    counter = await (await conn.execute(NEXT_COUNTER, (job,))).fetchone()
-                    key += str(counter[0])  # type: ignore[index]
+                counter = await (await conn.execute(NEXT_COUNTER, (job,))).fetchone()
+                key += str(counter[0])  # type: ignore[index]
                 cur = await conn.execute(
                     "INSERT INTO proxbox_claims (key, holder, epoch, state) VALUES (%s, %s, %s, %s)"
                     " ON CONFLICT (key) DO NOTHING RETURNING key",
@@ -358,6 +373,18 @@ class PostgresStore:
                 cur = await conn.execute("SELECT holder, epoch FROM proxbox_claims WHERE key = %s", (key,))
                 owner = await cur.fetchone()
                 return Claim(ClaimStatus.LOST, key, *(owner or ("", 0)))
+
+        return await self._call(go)
+
+    async def _claim_slot(self, key: str, holder: str, epoch: int) -> Claim:
+        async def go(conn: Conn) -> Claim:
+            args = {"name": LEASE, "holder": holder, "epoch": epoch, "key": key}
+            fenced, won, owner, owner_epoch = await (await conn.execute(CLAIM_SLOT, args)).fetchone()  # type: ignore[misc]
+            if not fenced:
+                return Claim(ClaimStatus.NOT_LEADER, key)
+            if won:
+                return Claim(ClaimStatus.WON, key, holder, epoch)
+            return Claim(ClaimStatus.LOST, key, owner or "", owner_epoch or 0)
 
         return await self._call(go)
 
