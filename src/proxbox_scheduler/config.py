@@ -30,7 +30,7 @@ from proxbox_scheduler.variables import BY_ATTR, BY_NAME, VARIABLES, Variable, n
 PROCESS_ATTRS = frozenset(
     {"log_level", "log_json", "shutdown_grace", "http_host", "http_port", "state_path", "config_file"}
     | {"netbox_url", "netbox_token", "netbox_token_file", "netbox_verify_ssl", "netbox_ca_bundle"}
-    | {"netbox_timeout", "netbox_unreachable"}
+    | {"netbox_timeout", "netbox_unreachable", "state_url", "lease_seconds", "replica"}
 )
 """Settings of the process; every other variable is a job setting (the default of every job)."""
 
@@ -58,6 +58,9 @@ class Config:
     netbox_ca_bundle: Path | None
     netbox_timeout: float
     netbox_unreachable: str
+    state_url: str = field(repr=False)
+    lease_seconds: float
+    replica: str
     warnings: tuple[str, ...] = ()
 
     @property

@@ -4,6 +4,7 @@ or raises ValueError whose message says what is accepted (the caller names the s
 from __future__ import annotations
 
 import shlex
+import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -210,3 +211,11 @@ def parse_state_path(raw: str) -> str:
     if "\x00" in raw or raw.endswith("/"):
         raise ValueError("expected `memory` or the path of a file (not a directory)")
     return raw
+
+
+def parse_replica(text: str) -> str:
+    """A replica name (1-48 printable characters, no spaces); empty means the host name."""
+    name = text or socket.gethostname()
+    if len(name) > 48 or not name.isprintable() or any(c.isspace() for c in name):
+        raise ValueError("expected 1-48 printable characters without spaces, e.g. the pod name")
+    return name

@@ -33,6 +33,7 @@ from proxbox_scheduler.triggers.guard import guarded
 
 if TYPE_CHECKING:
     from proxbox_scheduler.ops.server import OpsServer
+    from proxbox_scheduler.triggers.coordinated import Replicas
 
 log = logging.getLogger("proxbox_scheduler")
 
@@ -74,6 +75,8 @@ class Service:
             ],
         )
         self.schedulers: list[Scheduler] = []
+        self.replicas: Replicas | None = self._coordinate() if config.state_url else None
+        """Issue 14: replicas share a store and one leads; see triggers/coordinated.py."""
         self._stopping = False
 
     def _observer(self, job: JobConfig, shown_mode: str) -> Observer:
@@ -88,6 +91,11 @@ class Service:
             from proxbox_scheduler.telemetry.ping import Pinger
 
             telemetry.append(Pinger(job.ping_url))
+        if self.replicas is not None:  # a follower's skipped fires stay out of status, logs and pings
+            from proxbox_scheduler.telemetry.replicas import LeaderOnly
+
+            coordinator = self.replicas.coordinator
+            telemetry = [telemetry[0], *(LeaderOnly(each, coordinator) for each in telemetry[1:])]
         return FanOut([*telemetry, *self.observers])
 
     async def _scheduler(self, job: JobConfig, lock: TargetLock | None, shown_mode: str = "") -> Scheduler:
@@ -126,6 +134,28 @@ class Service:
                 "a run was interrupted by the end of the previous process",
                 extra={"job": run.job, "run_id": run.run_id, "started": run.started.isoformat()},
             )
+
+    def _coordinate(self) -> Replicas:
+        """The coordinator of this replica group (one lease for every job), wired into /status and /readyz."""
+        from proxbox_scheduler.triggers.coordinated import replicas_for
+
+        replicas = replicas_for(self.config, self.clock, self.metrics.registry)
+        self.status.sections["replica"] = replicas.telemetry.snapshot
+        self.status.gates.append(replicas.coordinator.ready)
+        return replicas
+
+    async def _run_coordinated(self, replicas: Replicas) -> None:
+        """Every job's loop, each fire claimed first, with the lease kept beside them; the lease
+        outlives the last run, then is given up. `once` stays a plain, unclaimed run."""
+        for scheduler in self.schedulers:
+            scheduler.trigger = replicas.wrap(scheduler.trigger)
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(replicas.coordinator.run(stop))
+        try:
+            await asyncio.gather(*(scheduler.run_forever() for scheduler in self.schedulers))
+        finally:
+            stop.set()
+            await keeper
 
     def _announce(self, command: str) -> None:
         log.info(
@@ -228,7 +258,10 @@ class Service:
                 self.schedulers.append(await self._scheduler(job, lock))
             if self._stopping:  # a signal came while the store was loading
                 self.request_stop()
-            await asyncio.gather(*(scheduler.run_forever() for scheduler in self.schedulers))
+            if self.replicas is not None:
+                await self._run_coordinated(self.replicas)
+            else:
+                await asyncio.gather(*(scheduler.run_forever() for scheduler in self.schedulers))
         log.info("stopped")
 
     async def once(self, name: str | None = None) -> Outcome:

@@ -27,11 +27,13 @@ from proxbox_scheduler.parsers import (
     parse_optional_url,
     parse_positive_seconds,
     parse_query,
+    parse_replica,
     parse_state_path,
     parse_sync_path,
     parse_url,
     parse_zone,
 )
+from proxbox_scheduler.state import parse_state_url
 
 
 def parse_api_url(raw: str) -> str | None:
@@ -271,6 +273,28 @@ VARIABLES: tuple[Variable, ...] = (
         "",
         parse_optional_url,
         "dead-man's switch (healthchecks.io style): `/start`, success and `/fail` pings",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_STATE_URL",
+        "state_url",
+        "",
+        parse_state_url,
+        "`postgresql://…` or `redis://…`/`rediss://…` (Valkey too): a store shared by several replicas;"
+        " turns on coordination (one leader, one run per fire)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_LEASE_SECONDS",
+        "lease_seconds",
+        "15",
+        parse_number(1, 3600),
+        "TTL of the leader's lease with a shared store, renewed every third of it (1-3600)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_REPLICA",
+        "replica",
+        "",
+        parse_replica,
+        "this replica's name in run history, logs and /status (default: the host name, e.g. the pod)",
     ),
     *(Variable(*row) for row in NETBOX_VARIABLES),
 )

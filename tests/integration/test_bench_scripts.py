@@ -43,6 +43,14 @@ EXPECTED = {
         "event-loop lateness while recording",
         "startup: open + load",
     ],
+    "replicas": [
+        "postgres: claim + finish per run, p99",
+        "postgres: failover, max",
+        "postgres: idle load per replica",
+        "redis: claim + finish per run, p99",
+        "redis: failover, max",
+        "redis: idle load per replica",
+    ],
 }
 FIGURE = re.compile(r"^\[(\w+)\] (.+?) = \S")
 
@@ -54,7 +62,7 @@ def quick_run() -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=240,
     )
 
 

@@ -28,8 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.example.yml"
+COMPOSE_REPLICAS = ROOT / "docker-compose.replicas.example.yml"
 K8S = ROOT / "deploy" / "kubernetes"
 DEPLOYMENT = K8S / "deployment.yaml"
+DEPLOYMENT_REPLICAS = K8S / "deployment-replicas.yaml"
+PDB = K8S / "poddisruptionbudget.yaml"
 CRONJOB = K8S / "cronjob.yaml"
 SECRET = K8S / "secret.example.yaml"
 
@@ -66,7 +69,7 @@ def http_port() -> int:
 
 
 def yaml_files() -> list[Path]:
-    return [COMPOSE, *sorted(K8S.glob("*.yaml")), *sorted(K8S.glob("*.yml"))]
+    return [COMPOSE, COMPOSE_REPLICAS, *sorted(K8S.glob("*.yaml")), *sorted(K8S.glob("*.yml"))]
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -186,8 +189,15 @@ def container(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def k8s_env(doc: dict[str, Any]) -> dict[str, str]:
+    """The container's environment; the store URL (a secret) is taken from the example Secret."""
     env = {}
     for item in container(doc).get("env", []):
+        if item["name"] == "PROXBOX_SCHEDULER_STATE_URL":
+            ref = item["valueFrom"]["secretKeyRef"]
+            secret = load_yaml(SECRET)
+            assert ref["name"] == secret["metadata"]["name"]
+            env[item["name"]] = secret["stringData"][ref["key"]]
+            continue
         assert "value" in item, f"{item['name']}: the manifests set plain values only"
         assert isinstance(item["value"], str), f"{item['name']}: env values must be quoted strings"
         env[item["name"]] = item["value"]
@@ -206,7 +216,7 @@ def subcommands() -> set[str]:
 
 
 def k8s_manifests() -> list[dict[str, Any]]:
-    return [load_yaml(DEPLOYMENT), load_yaml(CRONJOB)]
+    return [load_yaml(DEPLOYMENT), load_yaml(CRONJOB), load_yaml(DEPLOYMENT_REPLICAS)]
 
 
 def quantity_bytes(text: str) -> int:
@@ -417,6 +427,30 @@ def test_deployment_runs_one_scheduler_at_a_time() -> None:
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
+def test_replicas_roll_over_with_a_shared_store_and_a_disruption_budget() -> None:
+    single, several, pdb = load_yaml(DEPLOYMENT), load_yaml(DEPLOYMENT_REPLICAS), load_yaml(PDB)
+    assert several["metadata"]["name"] == single["metadata"]["name"]  # one or the other, never both
+    assert several["spec"]["replicas"] >= 2
+    strategy = several["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"]["maxUnavailable"] == 0
+    assert config.load(image_env_plus(k8s_env(several)) | {"PROXBOX_API_KEY_FILE": ""}).state_url
+    assert "PROXBOX_SCHEDULER_STATE_URL" not in k8s_env(single)
+    assert pdb["kind"] == "PodDisruptionBudget" and pdb["spec"]["minAvailable"] == 1
+    labels = several["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_compose_replicas_share_a_store_of_the_stack() -> None:
+    doc = load_yaml(COMPOSE_REPLICAS)
+    service = doc["services"][SERVICE]
+    assert service["deploy"]["replicas"] >= 2 and "ports" not in service
+    url = config.load({**service["environment"], "PROXBOX_API_KEY_FILE": ""}).state_url
+    host = url.split("@", 1)[1].split(":", 1)[0]
+    assert host in doc["services"] and host in service["depends_on"]
+    assert not url.rstrip("/").endswith("/netbox"), "a database of its own, not NetBox's"
+    assert service["stop_grace_period"] == compose_service()["stop_grace_period"]
+
+
 def test_pods_outlive_the_shutdown_grace() -> None:
     for doc in k8s_manifests():
         grace = float(effective(k8s_env(doc), "PROXBOX_SCHEDULER_SHUTDOWN_GRACE_SECONDS"))
@@ -494,6 +528,7 @@ def test_every_deploy_environment_loads(tmp_path: Path) -> None:
         "Dockerfile": (final_env(), False),
         "compose": (image_env_plus(compose_service()["environment"]), False),
         "deployment": (image_env_plus(k8s_env(load_yaml(DEPLOYMENT))), False),
+        "deployment-replicas": (image_env_plus(k8s_env(load_yaml(DEPLOYMENT_REPLICAS))), False),
         "cronjob": (image_env_plus(k8s_env(load_yaml(CRONJOB))), True),  # `once` needs a target
     }
     for where, (env, once) in environments.items():
@@ -501,5 +536,5 @@ def test_every_deploy_environment_loads(tmp_path: Path) -> None:
         loaded = config.load(env, need_target=True if once else None)
         assert loaded.api_key == ("example-key" if "PROXBOX_API_KEY_FILE" in env else ""), where
         assert not loaded.warnings, f"{where}: {loaded.warnings}"
-        if where in ("compose", "deployment"):
+        if where in ("compose", "deployment", "deployment-replicas"):
             assert loaded.mode.kind == "cron" and loaded.http_port == http_port(), where

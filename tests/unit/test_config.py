@@ -90,6 +90,10 @@ INVALID = [
     ("PROXBOX_SCHEDULER_NETBOX_CA_BUNDLE", "/nonexistent/ca.pem"),
     ("PROXBOX_SCHEDULER_NETBOX_TIMEOUT", "0"),
     ("PROXBOX_SCHEDULER_NETBOX_UNREACHABLE", "maybe"),
+    ("PROXBOX_SCHEDULER_STATE_URL", "mysql://db/scheduler"),
+    ("PROXBOX_SCHEDULER_STATE_URL", "redis://"),
+    ("PROXBOX_SCHEDULER_LEASE_SECONDS", "0.5"),
+    ("PROXBOX_SCHEDULER_REPLICA", "two words"),
 ]
 
 
@@ -242,3 +246,12 @@ def test_property_any_mode_string_either_parses_or_raises_config_error(raw: str)
         load({**BASE, "PROXBOX_MODE": raw})
     except ConfigError as exc:
         assert exc.name == "PROXBOX_MODE"
+
+
+def test_a_state_url_password_is_never_shown() -> None:
+    config = load({**BASE, "PROXBOX_SCHEDULER_STATE_URL": "postgresql://sched:s3cret@db:5432/sched"})
+    assert config.state_url.endswith("@db:5432/sched")
+    assert "s3cret" not in str(config.public()) and "s3cret" not in repr(config)
+    with pytest.raises(ConfigError) as err:
+        load({**BASE, "PROXBOX_SCHEDULER_STATE_URL": "mongodb://sched:s3cret@db"})
+    assert "s3cret" not in str(err.value) and "postgresql://" in str(err.value)

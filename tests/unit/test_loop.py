@@ -53,8 +53,10 @@ class Script:
     starts: list[float] = field(default_factory=list)
     walls: list[datetime] = field(default_factory=list)
     cancelled_at: list[float] = field(default_factory=list)
+    slots: list[datetime | None] = field(default_factory=list)
 
     async def run(self, ctx: RunContext) -> Outcome:
+        self.slots.append(ctx.slot)
         self.starts.append(self.clock.monotonic())
         self.walls.append(self.clock.now())
         step = self.steps[len(self.starts) - 1]
@@ -368,3 +370,20 @@ def test_waiting_reports_the_next_fire_before_each_wait() -> None:
     ]
     assert recorder.waits[1][1] == pytest.approx(59)
     assert recorder.waits[0][0] - recorder.waits[1][0] == timedelta(minutes=-1)
+
+
+# ---------------------------------------------------------------- slots (issue 14: what replicas claim)
+
+
+def test_interval_slots_sit_on_the_unix_epoch_grid_whatever_the_start() -> None:
+    clock = FakeClock(datetime(2026, 11, 29, 10, 0, 3, 400000, tzinfo=UTC))
+    script, _ = play("interval=10", [Step(1)] * 3, clock=clock)
+    assert script.slots == [datetime(2026, 11, 29, 10, 0, s, tzinfo=UTC) for s in (10, 20, 30)]
+
+
+def test_cron_slots_are_the_nominal_fires_and_continuous_has_none() -> None:
+    clock = FakeClock(datetime(2026, 11, 29, 10, 0, 30, tzinfo=UTC))
+    script, _ = play("cron=*/5 * * * *", [Step(1)] * 2, clock=clock, jitter=30)
+    assert script.slots == [datetime(2026, 11, 29, 10, m, tzinfo=UTC) for m in (5, 10)]
+    continuous, _ = play("continuous", [Step(1)] * 2)
+    assert continuous.slots == [None, None]

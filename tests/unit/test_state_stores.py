@@ -1,4 +1,5 @@
-"""The memory and SQLite stores behave the same within one process (SQLite on real files in tmp_path)."""
+"""Every store behaves the same within one process: memory, SQLite on real files in tmp_path, and the
+shared stores on a real PostgreSQL and a real redis-server (tests/support/stores.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ from proxbox_scheduler.state import (
     StateError,
 )
 from proxbox_scheduler.state.base import StateStore
+from proxbox_scheduler.state.postgres import PostgresStore
+from proxbox_scheduler.state.redis import RedisStore
+from tests.support.stores import fresh_pg_url, fresh_prefix, pg_server, redis_srv
+
+__all__ = ["pg_server", "redis_srv"]  # session fixtures used through ``make``
 
 T = TypeVar("T")
 T0 = dt.datetime(2026, 12, 1, 4, 0, tzinfo=dt.UTC)
@@ -34,11 +40,24 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
+    where: list[str] = []
+
+    def shared(kind: str) -> str:
+        if not where:  # one database per test, however many stores the test builds on it
+            server = request.getfixturevalue("pg_server" if kind == "postgres" else "redis_srv")
+            where.append(fresh_pg_url(server) if kind == "postgres" else fresh_prefix())
+        return where[0]
+
     def build(bounds: Bounds | None = None, now: Callable[[], dt.datetime] = lambda: T0) -> StateStore:
         if request.param == "memory":
             return MemoryStore(bounds, now=now)
+        if request.param == "postgres":
+            return PostgresStore(shared("postgres"), bounds, now=now)
+        if request.param == "redis":
+            server = request.getfixturevalue("redis_srv")
+            return RedisStore(server.url(), bounds, now=now, prefix=shared("redis"))
         return SqliteStore(tmp_path / "state.db", bounds, now=now)
 
     return build

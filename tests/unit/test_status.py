@@ -239,3 +239,19 @@ def test_loop_probe_tells_a_turning_loop_from_a_stuck_one() -> None:
         thread.join(5)
         loop.close()
     assert probe(0.2) is False  # closed loop
+
+
+def test_a_gate_fails_readiness_and_sections_and_replicas_show_in_status() -> None:
+    store = _store(Ticker())
+    job = store.job("default")
+    job.on_waiting(T0, 5)
+    up = [True]
+    store.gates.append(lambda: (True, "store up") if up[0] else (False, "state store db is unreachable"))
+    store.sections["replica"] = lambda: {"leading": up[0]}
+    assert store.ready() == (True, "waiting")
+    up[0] = False
+    assert store.ready() == (False, "state store db is unreachable")
+    job.on_run_start("r1", T0)
+    job.on_run_end("r1", Outcome.success(details={"replica": "pod-a"}), 1.0, 0.0)
+    doc = store.snapshot()
+    assert doc["replica"] == {"leading": False} and doc["runs"][0]["replica"] == "pod-a"

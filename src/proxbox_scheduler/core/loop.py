@@ -177,6 +177,14 @@ class Scheduler:
         outcome, _ = await self._run(owes_pause=False, fire=Fire(kind="once"))
         return outcome
 
+    def _claim_slot(self, fire: Fire) -> datetime | None:
+        """The fire's slot as replicas claim it: interval slots are put on a grid anchored at the
+        Unix epoch, so that every replica names one fire the same way whatever its start time."""
+        if fire.slot is None or self.settings.mode.kind is not ModeKind.INTERVAL:
+            return fire.slot
+        step = self.settings.mode.interval
+        return datetime.fromtimestamp(round(fire.slot.timestamp() / step) * step, fire.slot.tzinfo)
+
     async def _run(self, *, owes_pause: bool, fire: Fire) -> tuple[Outcome, float]:
         """One run in the target's turn; a fire that found no turn is a ``busy`` skip."""
         if self.lock is None:
@@ -207,7 +215,7 @@ class Scheduler:
             RunLogAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id, "job": job}),
             lambda progress: self.observer.on_progress(run_id, progress),
             job=job,
-            slot=fire.slot,
+            slot=self._claim_slot(fire),
         )
         start = RunStart(run_id, job, self.clock.now(), fire.kind, fire.slot)
         await self._persist(lambda store: store.run_started(start))

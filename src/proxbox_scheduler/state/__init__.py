@@ -4,6 +4,10 @@
 (``state_path`` in the file) into a store: ``memory`` keeps nothing across
 restarts, anything else is the path of a SQLite file, and no value means the
 per-user default below. Inside the image the setting points at the volume.
+
+``shared_store_from_url`` turns ``PROXBOX_SCHEDULER_STATE_URL`` (``postgresql://``
+or ``redis://``/``rediss://``, Valkey included) into a store that several
+replicas share; setting it turns on coordination (``coordination.py``).
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ from .base import (
     StateWriteFailed,
 )
 from .memory import MemoryStore
+from .shared import SharedStore
 from .sqlite import SqliteStore
 
 MEMORY = "memory"
 """The setting value that selects the store without persistence (a file named so: ``./memory``)."""
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+REDIS_SCHEMES = ("redis", "rediss")
 
 __all__ = [
     "INTERRUPTED",
@@ -42,6 +49,7 @@ __all__ = [
     "Opened",
     "RunRecord",
     "RunStart",
+    "SharedStore",
     "SqliteStore",
     "StateError",
     "StateLocked",
@@ -49,6 +57,8 @@ __all__ = [
     "StateUnavailable",
     "StateWriteFailed",
     "default_state_path",
+    "parse_state_url",
+    "shared_store_from_url",
     "store_from_setting",
 ]
 
@@ -69,3 +79,28 @@ def store_from_setting(
         return MemoryStore(bounds)
     path = Path(text).expanduser() if text else default_state_path(env)
     return SqliteStore(path, bounds)
+
+
+def parse_state_url(text: str) -> str:
+    """Empty (no sharing) or a ``postgresql://``/``redis://``/``rediss://`` URL, else ValueError."""
+    if not text:
+        return ""
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in (*POSTGRES_SCHEMES, *REDIS_SCHEMES) or not rest:
+        raise ValueError(
+            "expected postgresql://user:pass@host:5432/db or redis://host:6379/0"
+            " (rediss:// for TLS, Valkey too)"
+        )
+    return text
+
+
+def shared_store_from_url(url: str, replica: str, bounds: Bounds | None = None) -> SharedStore:
+    """The shared store a (validated) URL names; nothing is opened yet."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in POSTGRES_SCHEMES:
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, bounds, replica=replica)
+    from .redis import RedisStore
+
+    return RedisStore(url, bounds, replica=replica)

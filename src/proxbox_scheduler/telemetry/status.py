@@ -28,6 +28,8 @@ with its ``current`` as ``current_run``."""
 
 LoopProbe = Callable[[float], bool]
 """Asks the event loop to answer within the given seconds; False when it did not."""
+Gate = Callable[[], tuple[bool, str]]
+"""A further readiness condition (e.g. the shared state store answers): (ready, why)."""
 
 
 def _no_probe(timeout: float) -> bool:
@@ -107,6 +109,7 @@ class JobStatus(Observer):
                     "outcome": outcome.label.value,
                     "reason": outcome.reason[:REASON_CHARS],
                     "counts": dict(outcome.details.get("counts", {})),
+                    **({"replica": outcome.details["replica"]} if "replica" in outcome.details else {}),
                 }
             )
             if outcome.ok and start:
@@ -153,6 +156,10 @@ class StatusStore:
         self._info = dict(info)
         self._hard_limit = hard_limit  # run timeout + shutdown grace: past it a run is wedged
         self.jobs = [JobStatus(job, self._lock, monotonic) for job in jobs]
+        self.sections: dict[str, Callable[[], Any]] = {}
+        """Extra /status sections computed when read (e.g. ``replica``), set by whoever wires them."""
+        self.gates: list[Gate] = []
+        """Extra readiness conditions (e.g. the shared store is up), checked on every /readyz."""
 
     def job(self, name: str) -> JobStatus:
         for job in self.jobs:
@@ -168,7 +175,8 @@ class StatusStore:
             entries = [each.snapshot() for each in self.jobs]
         first = entries[0]
         top = {k: first[k] for k in TOP_LEVEL if k in first}
-        return {**self._info, **top, "current_run": first["current"], "jobs": entries}
+        extra = {name: section() for name, section in self.sections.items()}
+        return {**self._info, **top, "current_run": first["current"], "jobs": entries, **extra}
 
     def live(self) -> tuple[bool, str]:
         """Alive unless a run outlived its hard limit or the event loop does not answer.
@@ -190,6 +198,11 @@ class StatusStore:
         """Ready once every job is scheduling (its first wait or run); not while stopping."""
         with self._lock:
             waiting = [job.name for job in self.jobs if not job.ready]
-            if not waiting:
-                return True, self.jobs[0].state
-            return False, self.jobs[0].state if len(self.jobs) == 1 else f"not ready: {', '.join(waiting)}"
+            state = self.jobs[0].state
+        for gate in self.gates:
+            ok, why = gate()
+            if not ok:
+                return False, why
+        if not waiting:
+            return True, state
+        return False, state if len(self.jobs) == 1 else f"not ready: {', '.join(waiting)}"

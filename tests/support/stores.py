@@ -1,0 +1,50 @@
+"""Session fixtures for the shared stores: one real PostgreSQL and one real redis-server per session.
+
+Each test gets a fresh database (PostgreSQL: a new database; Redis: a new
+key prefix), so the servers start once. When a server binary is missing the
+tests are skipped, except under CI, where ``.ci/run`` installs it and a missing
+one is a failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import pg, redis_server
+
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+_names = itertools.count()
+
+
+def unavailable(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is not installed (CI installs it through .ci/run)", pytrace=False)
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg.PostgresServer]:
+    if not pg.available():
+        unavailable("PostgreSQL 15")
+    with pg.postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_srv() -> Iterator[redis_server.RedisServer]:
+    if not redis_server.available():
+        unavailable("redis-server")
+    with redis_server.redis_server() as server:
+        yield server
+
+
+def fresh_pg_url(server: pg.PostgresServer) -> str:
+    return server.create_database(f"t{os.getpid()}_{next(_names)}")
+
+
+def fresh_prefix() -> str:
+    return f"t{os.getpid()}_{next(_names)}:"
