@@ -12,7 +12,7 @@ import errno
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from proxbox_scheduler import __version__
@@ -89,7 +89,7 @@ class Service:
             telemetry.append(Pinger(job.ping_url))
         return FanOut([*telemetry, *self.observers])
 
-    async def _scheduler(self, job: JobConfig, lock: TargetLock | None) -> Scheduler:
+    async def _scheduler(self, job: JobConfig, lock: TargetLock) -> Scheduler:
         """The job's loop, started from what the store remembers of it."""
         remembered = await self.store.load(job.name, recent=HISTORY)
         self.metrics.job(job.name).restore(remembered)
@@ -188,9 +188,14 @@ class Service:
         return ops
 
     @contextlib.asynccontextmanager
-    async def _lifecycle(self, *, serve_http: bool) -> AsyncIterator[None]:
-        """Store, signal handlers, the /livez probe and (for `run`) the operations server around the body."""
+    async def _lifecycle(self, jobs: Sequence[JobConfig], *, serve_http: bool) -> AsyncIterator[None]:
+        """Store, the jobs' loops (their telemetry restored before anyone can ask), signal handlers,
+        the /livez probe and (for `run`) the operations server around the body."""
         await self._open_store(lenient=not serve_http)
+        locks: dict[str, TargetLock] = {}
+        for job in jobs:
+            lock = locks.setdefault(job.lock, TargetLock(job.lock))
+            self.schedulers.append(await self._scheduler(job, lock))
         loop = asyncio.get_running_loop()
         ops = None
         try:
@@ -211,11 +216,7 @@ class Service:
     async def serve(self) -> None:
         """Run every job's schedule until SIGTERM/SIGINT; jobs on one target take turns."""
         self._announce("run")
-        async with self._lifecycle(serve_http=True):
-            locks: dict[str, TargetLock] = {}
-            for job in self.config.jobs:
-                lock = locks.setdefault(job.lock, TargetLock(job.lock))
-                self.schedulers.append(await self._scheduler(job, lock))
+        async with self._lifecycle(self.config.jobs, serve_http=True):
             if self._stopping:  # a signal came while the store was loading
                 self.request_stop()
             await asyncio.gather(*(scheduler.run_forever() for scheduler in self.schedulers))
@@ -225,9 +226,8 @@ class Service:
         """One run of the job (the first by default) now, whatever its mode says."""
         self._announce("once")
         job = self.config.job(name)
-        async with self._lifecycle(serve_http=False):
-            scheduler = await self._scheduler(job, None)
-            self.schedulers.append(scheduler)
+        async with self._lifecycle([job], serve_http=False):
+            scheduler = self.schedulers[0]
             outcome = await scheduler.run_once()
             scheduler.observer.on_stop()
         return outcome
