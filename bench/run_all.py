@@ -25,6 +25,7 @@ SCRIPTS = (
     "bench_timing.py",
     "bench_shutdown.py",
     "bench_state.py",
+    "bench_jobs.py",
 )
 FIGURE = re.compile(r"^\[(\w+)\] (.+?) = (.+?)(?:  \(target (.+?)(?:: (met|MISSED))?\))?$")
 TIMEOUT_S = 600

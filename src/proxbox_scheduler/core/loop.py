@@ -311,7 +311,7 @@ class Scheduler:
             seconds = (fire.at_wall - self.clock.now()).total_seconds()
             self.observer.on_waiting(fire.at_wall.astimezone(self.settings.tz), max(0.0, seconds))
             while (left := (fire.at_wall - self.clock.now()).total_seconds()) > 0:
-                if await self.clock.sleep(min(left, CRON_POLL_SECONDS), self._stop):
+                if await self.clock.sleep(min(left, self._poll_step()), self._stop):
                     return False
         else:
             assert fire.at_monotonic is not None
@@ -325,6 +325,12 @@ class Scheduler:
             if await self.clock.sleep(delay, self._stop):
                 return False
         return not self.stopping
+
+    def _poll_step(self) -> float:
+        """Seconds to the next multiple of CRON_POLL_SECONDS on the monotonic clock: every job
+        of the process re-reads the wall clock at the same instants, so idle wakeups do not
+        grow with the number of jobs."""
+        return CRON_POLL_SECONDS - self.clock.monotonic() % CRON_POLL_SECONDS
 
     # ------------------------------------------------------------ planning
 
