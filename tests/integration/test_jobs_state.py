@@ -17,7 +17,7 @@ from typing import Any
 from proxbox_emulator import Emulator, EmulatorSettings
 from proxbox_scheduler.state import Counters, RunStart, SqliteStore
 from tests.support.http import http_get, metric, metrics_samples
-from tests.support.processes import CLI, Proc, base_env, event, free_port, poll, running
+from tests.support.processes import CLI, Proc, base_env, event, free_port, poll, run_cli, running
 
 KEY = "jobs-test-key-4f1c"
 
@@ -182,5 +182,20 @@ def test_catchup_latest_runs_the_missed_fire_once_and_skip_does_not(tmp_path: Pa
             proc.wait_for(event("waiting for the next run"), timeout=10)
             assert len(status(base)["runs"]) == 2
             assert not [line for line in proc.out.lines if '"run started"' in line]
+    finally:
+        emu.stop()
+
+
+def test_once_while_a_scheduler_holds_the_state_file_runs_without_recording(tmp_path: Path) -> None:
+    emu = Emulator(EmulatorSettings(key=KEY, stage_delay=0.002)).start()
+    try:
+        env = single_job_env(tmp_path, emu)
+        with scheduler(env) as (_, base):
+            done = run_cli(["once"], {**env, "PROXBOX_SCHEDULER_HTTP_PORT": "0"})
+            assert done.returncode == 0, done.stderr
+            assert "in use by another process" in done.stdout and "not recorded" in done.stdout
+            assert status(base)["runs"] == []
+        other = run_cli(["once", "nope"], env)
+        assert other.returncode == 2 and "configured jobs: default" in other.stderr
     finally:
         emu.stop()
