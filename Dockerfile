@@ -47,7 +47,8 @@ RUN apt-get update \
 # A system user without a home directory: nothing may be written to $HOME.
 RUN groupadd --system --gid 10001 proxbox \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin proxbox
+       --shell /usr/sbin/nologin proxbox \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/proxbox-scheduler
 
 # Installed from the builder's wheels only (no index, no cache). pip compiles the
 # bytecode now, as root, so nothing needs to be written at runtime.
@@ -59,7 +60,11 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PROXBOX_MODE=off \
-    PROXBOX_SCHEDULER_HTTP_PORT=9750
+    PROXBOX_SCHEDULER_HTTP_PORT=9750 \
+    PROXBOX_SCHEDULER_STATE_PATH=/var/lib/proxbox-scheduler/state.db
+
+# History, last success, backoff and the last slot run survive restarts here.
+VOLUME ["/var/lib/proxbox-scheduler"]
 
 USER 10001:10001
 WORKDIR /

@@ -26,6 +26,7 @@ SCRIPTS = (
     "bench_shutdown.py",
     "bench_state.py",
     "bench_replicas.py",
+    "bench_jobs.py",
 )
 FIGURE = re.compile(r"^\[(\w+)\] (.+?) = (.+?)(?:  \(target (.+?)(?:: (met|MISSED))?\))?$")
 TIMEOUT_S = 600

@@ -112,7 +112,7 @@ def _setup_logging_leniently(env: Mapping[str, str]) -> None:
 
 def cmd_run(env: Mapping[str, str]) -> int:
     try:
-        if read("mode", env).kind is ModeKind.OFF:
+        if read("mode", env).kind is ModeKind.OFF and not env.get(name_of("config_file")):
             _setup_logging_leniently(env)
             logging.getLogger("proxbox_scheduler").info(
                 f"scheduling is disabled ({name_of('mode')}=off); exiting", extra={"mode": "off"}

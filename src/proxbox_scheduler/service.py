@@ -12,7 +12,7 @@ import errno
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from proxbox_scheduler import __version__
@@ -98,7 +98,7 @@ class Service:
             telemetry = [telemetry[0], *(LeaderOnly(each, coordinator) for each in telemetry[1:])]
         return FanOut([*telemetry, *self.observers])
 
-    async def _scheduler(self, job: JobConfig, lock: TargetLock | None, shown_mode: str = "") -> Scheduler:
+    async def _scheduler(self, job: JobConfig, lock: TargetLock, shown_mode: str = "") -> Scheduler:
         """The job's loop, started from what the store remembers of it; ``shown_mode`` is the mode
         its log lines name (`once` for a lone run)."""
         remembered = await self.store.load(job.name, recent=HISTORY)
@@ -148,7 +148,7 @@ class Service:
         """Every job's loop, each fire claimed first, with the lease kept beside them; the lease
         outlives the last run, then is given up. `once` stays a plain, unclaimed run."""
         for scheduler in self.schedulers:
-            scheduler.trigger = replicas.wrap(scheduler.trigger)
+            scheduler.trigger = replicas.wrap(scheduler.trigger, scheduler.settings.mode)
         stop = asyncio.Event()
         keeper = asyncio.create_task(replicas.coordinator.run(stop))
         try:
@@ -221,11 +221,14 @@ class Service:
         return ops
 
     @contextlib.asynccontextmanager
-    async def _lifecycle(self, *, serve_http: bool) -> AsyncIterator[None]:
-        """Signal handlers, store, the /livez probe and (for `run`) the operations server around the body.
+    async def _lifecycle(
+        self, jobs: Sequence[JobConfig], *, serve_http: bool, shown_mode: str = ""
+    ) -> AsyncIterator[None]:
+        """Signal handlers, store, the jobs' loops (their telemetry restored before anyone can ask),
+        the /livez probe and (for `run`) the operations server around the body.
 
         The handlers come first: a stop signal caught before this point (by the entry point's
-        early handler) stops at once, and one during the store's opening is not lost.
+        early handler) stops at once, and one while the store opens is not lost.
         """
         loop = asyncio.get_running_loop()
         caught = [signum for sig in STOP_SIGNALS for signum in getattr(signal.getsignal(sig), "pending", [])]
@@ -236,6 +239,10 @@ class Service:
         ops = None
         try:
             await self._open_store(lenient=not serve_http)
+            locks: dict[str, TargetLock] = {}
+            for job in jobs:
+                lock = locks.setdefault(job.lock, TargetLock(job.lock))
+                self.schedulers.append(await self._scheduler(job, lock, shown_mode))
             ops = self._start_ops_server() if serve_http else None
             self.status.loop_probe = self._loop_probe(loop)
             yield
@@ -251,11 +258,7 @@ class Service:
     async def serve(self) -> None:
         """Run every job's schedule until SIGTERM/SIGINT; jobs on one target take turns."""
         self._announce("run")
-        async with self._lifecycle(serve_http=True):
-            locks: dict[str, TargetLock] = {}
-            for job in self.config.jobs:
-                lock = locks.setdefault(job.lock, TargetLock(job.lock))
-                self.schedulers.append(await self._scheduler(job, lock))
+        async with self._lifecycle(self.config.jobs, serve_http=True):
             if self._stopping:  # a signal came while the store was loading
                 self.request_stop()
             if self.replicas is not None:
@@ -268,9 +271,8 @@ class Service:
         """One run of the job (the first by default) now, whatever its mode says."""
         self._announce("once")
         job = self.config.job(name)
-        async with self._lifecycle(serve_http=False):
-            scheduler = await self._scheduler(job, None, shown_mode="once")
-            self.schedulers.append(scheduler)
+        async with self._lifecycle([job], serve_http=False, shown_mode="once"):
+            scheduler = self.schedulers[0]
             outcome = await scheduler.run_once()
             scheduler.observer.on_stop()
         return outcome

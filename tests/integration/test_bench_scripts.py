@@ -18,6 +18,14 @@ RUN_ALL = ROOT / "bench" / "run_all.py"
 
 # bench name -> figure names (prefixes) that its script must print
 EXPECTED = {
+    "jobs": [
+        "1 job idle: CPU per minute",
+        "100 jobs idle: CPU vs 1 job",
+        "100 jobs idle: wakeups per minute",
+        "100 jobs idle: RSS",
+        "50 jobs at interval=2: lateness p99",
+        "50 jobs at interval=2: overlapping runs on one target",
+    ],
     "startup": ["start -> first 'waiting' log line, median"],
     "idle": ["CPU per minute", "wakeups per minute", "RSS while idle"],
     "throughput": [

@@ -538,3 +538,27 @@ def test_every_deploy_environment_loads(tmp_path: Path) -> None:
         assert not loaded.warnings, f"{where}: {loaded.warnings}"
         if where in ("compose", "deployment", "deployment-replicas"):
             assert loaded.mode.kind == "cron" and loaded.http_port == http_port(), where
+
+
+STATE_DIR = "/var/lib/proxbox-scheduler"
+
+
+def test_the_state_file_lives_on_a_volume_where_the_scheduler_runs_for_long() -> None:
+    state = f"{STATE_DIR}/state.db"
+    assert final_env()["PROXBOX_SCHEDULER_STATE_PATH"] == state
+    assert f'VOLUME ["{STATE_DIR}"]' in DOCKERFILE.read_text(encoding="utf-8")
+    assert any("install -d -o 10001 -g 10001" in rest and STATE_DIR in rest for _, rest in final_stage())
+    service = compose_service()
+    assert service["environment"]["PROXBOX_SCHEDULER_STATE_PATH"] == state
+    mounts = dict(volume.split(":", 1) for volume in service["volumes"])
+    assert mounts["proxbox_scheduler_state"] == STATE_DIR
+    assert "proxbox_scheduler_state" in load_yaml(COMPOSE)["volumes"]
+    deployment = load_yaml(DEPLOYMENT)
+    assert k8s_env(deployment)["PROXBOX_SCHEDULER_STATE_PATH"] == state
+    by_mount = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    assert "emptyDir" in volumes[by_mount[STATE_DIR]]
+
+
+def test_the_cronjob_keeps_no_state_between_its_pods() -> None:
+    assert k8s_env(load_yaml(CRONJOB))["PROXBOX_SCHEDULER_STATE_PATH"] == "memory"

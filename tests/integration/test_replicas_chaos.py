@@ -108,7 +108,9 @@ def check_history(group: Fleet, target: CountingServer, down: tuple[float, float
     claimed_runs = {c["run_id"] for c in claims}
     done = successful_runs(group)
     assert set(done) <= claimed_runs, "a run succeeded without a claim"
-    assert len(done) == target.count(), "the server saw a different number of runs than were claimed"
+    # the leader SIGKILLed mid-run leaves one request the server saw and no replica finished
+    assert len(done) <= target.count() <= len(done) + 1, "the server saw runs that were not claimed"
+    assert target.count() <= len(claimed_runs), "the server saw more runs than were claimed"
     arrivals = target.arrivals()
     for before, after in itertools.pairwise(arrivals):
         limit = GAP_LIMIT

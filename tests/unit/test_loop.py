@@ -16,7 +16,7 @@ from proxbox_scheduler.config import load
 from proxbox_scheduler.core.loop import CRON_POLL_SECONDS, LoopSettings, Scheduler
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
-from proxbox_scheduler.core.schedule import parse_mode
+from proxbox_scheduler.core.schedule import epoch_grid_slot, parse_mode
 from proxbox_scheduler.core.trigger import RunContext
 from tests.support.clock import FakeClock, run_virtual
 
@@ -375,10 +375,13 @@ def test_waiting_reports_the_next_fire_before_each_wait() -> None:
 # ---------------------------------------------------------------- slots (issue 14: what replicas claim)
 
 
-def test_interval_slots_sit_on_the_unix_epoch_grid_whatever_the_start() -> None:
+def test_interval_slots_are_claimed_on_the_unix_epoch_grid_whatever_the_start() -> None:
+    """The loop's nominal slots follow its own start; replicas claim them on the epoch grid."""
     clock = FakeClock(datetime(2026, 11, 29, 10, 0, 3, 400000, tzinfo=UTC))
     script, _ = play("interval=10", [Step(1)] * 3, clock=clock)
-    assert script.slots == [datetime(2026, 11, 29, 10, 0, s, tzinfo=UTC) for s in (10, 20, 30)]
+    assert [s.second for s in script.slots] == [13, 23, 33]
+    claimed = [epoch_grid_slot(s, 10) for s in script.slots]
+    assert claimed == [datetime(2026, 11, 29, 10, 0, s, tzinfo=UTC) for s in (10, 20, 30)]
 
 
 def test_cron_slots_are_the_nominal_fires_and_continuous_has_none() -> None:

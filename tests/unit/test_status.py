@@ -255,3 +255,22 @@ def test_a_gate_fails_readiness_and_sections_and_replicas_show_in_status() -> No
     job.on_run_end("r1", Outcome.success(details={"replica": "pod-a"}), 1.0, 0.0)
     doc = store.snapshot()
     assert doc["replica"] == {"leading": False} and doc["runs"][0]["replica"] == "pod-a"
+
+
+def test_status_lists_every_job_and_keeps_the_first_jobs_fields_on_top() -> None:
+    from proxbox_scheduler.state import JobState, RunStart
+
+    jobs = [{"name": "full", "mode": "cron=0 2 * * *"}, {"name": "vms", "mode": "interval=5"}]
+    store = StatusStore({"version": "1"}, hard_limit=100.0, monotonic=Ticker(), jobs=jobs)
+    lost = RunStart("gone", "vms", T0, "scheduled").interrupted(T0)
+    store.job("vms").restore(JobState("vms", runs=(lost,), interrupted=(lost,)))
+    store.job("full").on_run_start("r1", T0)
+    snap = store.snapshot()
+    assert snap["mode"] == "cron=0 2 * * *" and snap["current_run"]["id"] == "r1" and snap["version"] == "1"
+    assert [job["name"] for job in snap["jobs"]] == ["full", "vms"]
+    vms = store.snapshot("vms")
+    assert vms["runs"][0]["outcome"] == "interrupted" and vms["runs"][0]["duration_s"] is None
+    assert vms["current"] is None and vms["consecutive_failures"] == 0
+    page = render(snap)
+    assert page.count('class="card"') == 2 and "interrupted" in page
+    assert store.ready() == (False, "not ready: vms")  # full is running, vms not yet scheduling

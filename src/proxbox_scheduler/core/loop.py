@@ -177,14 +177,6 @@ class Scheduler:
         outcome, _ = await self._run(owes_pause=False, fire=Fire(kind="once"))
         return outcome
 
-    def _claim_slot(self, fire: Fire) -> datetime | None:
-        """The fire's slot as replicas claim it: interval slots are put on a grid anchored at the
-        Unix epoch, so that every replica names one fire the same way whatever its start time."""
-        if fire.slot is None or self.settings.mode.kind is not ModeKind.INTERVAL:
-            return fire.slot
-        step = self.settings.mode.interval
-        return datetime.fromtimestamp(round(fire.slot.timestamp() / step) * step, fire.slot.tzinfo)
-
     async def _run(self, *, owes_pause: bool, fire: Fire) -> tuple[Outcome, float]:
         """One run in the target's turn; a fire that found no turn is a ``busy`` skip."""
         if self.lock is None:
@@ -215,7 +207,7 @@ class Scheduler:
             RunLogAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id, "job": job}),
             lambda progress: self.observer.on_progress(run_id, progress),
             job=job,
-            slot=self._claim_slot(fire),
+            slot=fire.slot,
         )
         start = RunStart(run_id, job, self.clock.now(), fire.kind, fire.slot)
         await self._persist(lambda store: store.run_started(start))
@@ -327,7 +319,7 @@ class Scheduler:
             seconds = (fire.at_wall - self.clock.now()).total_seconds()
             self.observer.on_waiting(fire.at_wall.astimezone(self.settings.tz), max(0.0, seconds))
             while (left := (fire.at_wall - self.clock.now()).total_seconds()) > 0:
-                if await self.clock.sleep(min(left, CRON_POLL_SECONDS), self._stop):
+                if await self.clock.sleep(min(left, self._poll_step()), self._stop):
                     return False
         else:
             assert fire.at_monotonic is not None
@@ -341,6 +333,12 @@ class Scheduler:
             if await self.clock.sleep(delay, self._stop):
                 return False
         return not self.stopping
+
+    def _poll_step(self) -> float:
+        """Seconds to the next multiple of CRON_POLL_SECONDS on the monotonic clock: every job
+        of the process re-reads the wall clock at the same instants, so idle wakeups do not
+        grow with the number of jobs."""
+        return CRON_POLL_SECONDS - self.clock.monotonic() % CRON_POLL_SECONDS
 
     # ------------------------------------------------------------ planning
 

@@ -175,3 +175,12 @@ def missed_fires(
                 break
             count, latest = count + 1, fire
     return count, latest
+
+
+def epoch_grid_slot(slot: datetime, step: float) -> datetime:
+    """``slot`` moved to the nearest multiple of ``step`` seconds since the Unix epoch.
+
+    Interval grids start when each process starts, so two replicas name one fire
+    with different times; on the epoch grid they name it the same way.
+    """
+    return datetime.fromtimestamp(round(slot.timestamp() / step) * step, slot.tzinfo)

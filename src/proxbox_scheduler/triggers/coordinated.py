@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from proxbox_scheduler.core.outcome import Outcome
+from proxbox_scheduler.core.schedule import Mode, ModeKind, epoch_grid_slot
 from proxbox_scheduler.core.trigger import RunContext, Trigger
 from proxbox_scheduler.state.coordination import Coordinator, Term
 from proxbox_scheduler.state.shared import Claim, ClaimStatus
@@ -39,14 +40,20 @@ def _skip(claim: Claim, coordinator: Coordinator) -> Outcome:
 
 
 class CoordinatedTrigger:
-    """Claim ``ctx.job:ctx.slot``, run ``inner`` while the term lasts, mark the claim done."""
+    """Claim ``ctx.job:ctx.slot``, run ``inner`` while the term lasts, mark the claim done.
 
-    def __init__(self, inner: Trigger, coordinator: Coordinator) -> None:
+    ``grid`` is the job's interval: its slots are claimed on the epoch grid (see
+    ``epoch_grid_slot``) so that every replica names a fire the same way.
+    """
+
+    def __init__(self, inner: Trigger, coordinator: Coordinator, grid: float | None = None) -> None:
         self.inner = inner
         self.coordinator = coordinator
+        self.grid = grid
 
     async def run(self, ctx: RunContext) -> Outcome:
-        claim, term = await self.coordinator.claim(ctx.job, ctx.slot)
+        slot = epoch_grid_slot(ctx.slot, self.grid) if ctx.slot and self.grid else ctx.slot
+        claim, term = await self.coordinator.claim(ctx.job, slot)
         if term is None:
             return _skip(claim, self.coordinator)
         ctx.log.info(
@@ -87,9 +94,10 @@ class Replicas:
     coordinator: Coordinator
     telemetry: ReplicaTelemetry
 
-    def wrap(self, inner: Trigger) -> CoordinatedTrigger:
+    def wrap(self, inner: Trigger, mode: Mode) -> CoordinatedTrigger:
         """A job's trigger that runs only for the slots this replica claimed as leader."""
-        return CoordinatedTrigger(inner, self.coordinator)
+        grid = mode.interval if mode.kind is ModeKind.INTERVAL else None
+        return CoordinatedTrigger(inner, self.coordinator, grid)
 
 
 def replicas_for(config: Config, clock: Clock, registry: CollectorRegistry) -> Replicas:
