@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -63,14 +63,37 @@ def metric(
 # ---------------------------------------------------------------- a ping receiver
 
 
-class PingServer:
+class LoopbackServer:
+    """A ThreadingHTTPServer on 127.0.0.1 in its own thread, used as a context manager.
+
+    ``_release`` lets a handler that holds a request back (a slow peer) go at exit.
+    """
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._release = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+class PingServer(LoopbackServer):
     """A healthchecks.io stand-in: records GET path + query; can answer an error or stall."""
 
     def __init__(self, status: int = 200, delay: float = 0.0) -> None:
         self.status, self.delay = status, delay
         self.hits: list[tuple[str, str]] = []
         self._cond = threading.Condition()
-        self._release = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,22 +114,8 @@ class PingServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/ping/abc"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-
-    def __enter__(self) -> PingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/ping/abc"
 
     def wait_hits(self, count: int, timeout: float) -> list[tuple[str, str]]:
         with self._cond:

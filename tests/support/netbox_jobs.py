@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.http import LoopbackServer
 
 JOBS_PATH = "/api/core/jobs/"
 
@@ -49,28 +51,15 @@ class Scenario:
     body: bytes | None = None  # answer this instead of the jobs JSON
 
 
-class FakeNetBox:
+class FakeNetBox(LoopbackServer):
     """``with FakeNetBox() as nb:`` serves on 127.0.0.1; set ``nb.scenario`` fields at any time."""
 
     def __init__(self) -> None:
         self.scenario = Scenario()
         self.seen: list[Seen] = []
-        self._release = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
+        super().__init__(self._handler())
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeNetBox:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
 
     def requests(self) -> list[Seen]:
         with self._lock:
