@@ -132,8 +132,8 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
-def start_web(lay: Layout, venv: Path, port: int, token: str) -> None:
-    argv = [
+def _web_argv(venv: Path, port: int) -> list[str]:
+    return [
         str(venv / "bin" / "gunicorn"),
         "--bind",
         f"{HOST}:{port}",
@@ -145,17 +145,37 @@ def start_web(lay: Layout, venv: Path, port: int, token: str) -> None:
         "300",
         "netbox.wsgi",
     ]
-    procs.spawn(lay, WEB, argv, env(lay, venv), lay.netbox_root, marker="netbox.wsgi")
+
+
+def _wait_web(lay: Layout, port: int, token: str) -> None:
     url = f"http://{HOST}:{port}/api/status/"
     headers = {"Authorization": f"Token {token}"}
     procs.wait_ready(lay, WEB, lambda: procs.http_status(url, headers) == 200, timeout=120)
 
 
+def _wait_worker(lay: Layout) -> None:
+    log = lay.log(WORKER)
+    procs.wait_ready(lay, WORKER, lambda: _worker_listening(log), timeout=90)
+
+
+def start_web(lay: Layout, venv: Path, port: int, token: str) -> None:
+    procs.spawn(lay, WEB, _web_argv(venv, port), env(lay, venv), lay.netbox_root, marker="netbox.wsgi")
+    _wait_web(lay, port, token)
+
+
 def start_worker(lay: Layout, venv: Path) -> None:
     argv = [str(venv / "bin" / "netbox"), "rqworker", "high", "default", "low"]
     procs.spawn(lay, WORKER, argv, env(lay, venv), lay.netbox_root, marker="rqworker")
-    log = lay.log(WORKER)
-    procs.wait_ready(lay, WORKER, lambda: _worker_listening(log), timeout=90)
+    _wait_worker(lay)
+
+
+def start_web_and_worker(lay: Layout, venv: Path, port: int, token: str) -> None:
+    """Both at once: each spends ~15 s importing Django, so their start-ups overlap."""
+    procs.spawn(lay, WEB, _web_argv(venv, port), env(lay, venv), lay.netbox_root, marker="netbox.wsgi")
+    argv = [str(venv / "bin" / "netbox"), "rqworker", "high", "default", "low"]
+    procs.spawn(lay, WORKER, argv, env(lay, venv), lay.netbox_root, marker="rqworker")
+    _wait_web(lay, port, token)
+    _wait_worker(lay)
 
 
 def _worker_listening(log: Path) -> bool:
