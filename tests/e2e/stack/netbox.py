@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 
 from tests.e2e.stack import postgres, procs
@@ -122,8 +123,6 @@ def start_redis(lay: Layout, port: int) -> None:
 
 
 def _redis_ping(port: int) -> bool:
-    import socket
-
     try:
         with socket.create_connection((HOST, port), timeout=2) as sock:
             sock.sendall(b"PING\r\n")
