@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint unit e2e bench clean
+.PHONY: venv demo test lint unit e2e e2e-up e2e-down bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ unit: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest -m e2e
+
+# The real stack of the e2e tests (tests/e2e/stack), for a person at a terminal.
+e2e-up: $(STAMP)
+	$(BIN)/python -m tests.e2e.stack up
+
+e2e-down: $(STAMP)
+	$(BIN)/python -m tests.e2e.stack down
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

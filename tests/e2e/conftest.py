@@ -1,11 +1,12 @@
-"""End-to-end fixtures: the REAL proxbox-api (../shared/peer/real-stack.sh) and the scheduler as a process.
+"""End-to-end fixtures: the real stack (tests/e2e/stack) and the scheduler as a process.
 
-The session fixture ``stack`` runs ``real-stack.sh up`` with its own PEER_DIR
-(<repo>/.cache/e2e-peer, git-ignored, so the peer's venv survives reruns) and
-free loopback ports, reads the ``KEY=VALUE`` lines it prints and runs ``down``
-at the end, whatever happened. When the stack cannot start the tests are
-skipped, except under CI (``CI`` set), where that is a failure showing the
-stack's logs.
+The session fixture ``stack`` runs ``python -m tests.e2e.stack up`` (PostgreSQL,
+Redis, NetBox 4.7 + netbox-proxbox, the RQ worker, proxbox-api on a mock
+Proxmox), reads the ``KEY=VALUE`` lines it prints and runs ``down`` at the end
+when it started the stack itself. When the stack cannot start the tests are
+skipped, except under CI (``CI`` set), where that is a failure showing which
+service failed and the tail of its log. Nothing here imports proxbox_scheduler:
+the scheduler is driven as a subprocess and observed through its JSON log lines.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import json
 import os
 import queue
 import re
-import shutil
+import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,15 +32,10 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-STACK_SCRIPT = REPO.parent / "shared" / "peer" / "real-stack.sh"
-PEER_DIR = REPO / ".cache" / "e2e-peer"
-UP_TIMEOUT = 600.0  # a fresh venv (~50 s) plus proxbox-api startup (~30 s), with a wide margin
-LOG_TAIL_LINES = 150
-IN_CI = bool(os.environ.get("CI", "").strip()) and os.environ.get("CI", "").strip().lower() not in (
-    "0",
-    "false",
-    "no",
-)
+HARNESS = [sys.executable, "-m", "tests.e2e.stack"]
+UP_TIMEOUT = 2400.0  # a cold cache: two venvs (~1 min) and NetBox's 446 migrations (~7 min), with margin
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+NOT_UP = 3
 
 
 # ---------------------------------------------------------------- the stack
@@ -48,79 +43,32 @@ IN_CI = bool(os.environ.get("CI", "").strip()) and os.environ.get("CI", "").stri
 
 def _clean_env() -> dict[str, str]:
     """This process's environment without PROXBOX_* settings, so nothing leaks into a test."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PROXBOX_")}
+    return {k: v for k, v in os.environ.items() if not k.startswith("PROXBOX_") or k == "PROXBOX_E2E_CACHE"}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def harness(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+    """One harness command, run from the repository root."""
+    return subprocess.run(
+        [*HARNESS, *args], cwd=REPO, env=_clean_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
-def _is_py312(python: str) -> bool:
-    try:
-        probe = subprocess.run(
-            [python, "-c", "import sys; raise SystemExit(0 if sys.version_info >= (3, 12) else 1)"],
-            capture_output=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return probe.returncode == 0
-
-
-def find_python312() -> str | None:
-    """A Python >= 3.12 that real-stack.sh would find to build the peer's venv (same search order)."""
-    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates = [os.environ.get("PEER_PYTHON", ""), "python3.12"]
-    candidates += sorted(str(p) for p in pyenv.glob("3.12*/bin/python3"))
-    candidates += ["/usr/bin/python3.12", "/usr/local/bin/python3.12", "python3.13"]
-    candidates += sorted(str(p) for p in pyenv.glob("3.13*/bin/python3"))
-    candidates += ["/usr/bin/python3.13", "python3"]
-    for cand in candidates:
-        path = shutil.which(cand) if cand and os.sep not in cand else cand
-        if path and Path(path).exists() and _is_py312(path):
-            return path
-    return None
-
-
-def python_available() -> bool:
-    """A Python >= 3.12 exists, or the peer's venv (built by an earlier session) can be reused."""
-    venv_python = PEER_DIR / "venv" / "bin" / "python"
-    return find_python312() is not None or (venv_python.exists() and _is_py312(str(venv_python)))
-
-
-def _logs_report(peer_dir: Path) -> str:
-    """The tail of every file under PEER_DIR/logs/, for a failure message."""
-    logs = peer_dir / "logs"
-    if not logs.is_dir():
-        return f"(no log directory {logs})"
-    parts = []
-    for path in sorted(p for p in logs.rglob("*") if p.is_file()):
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        shown = lines[-LOG_TAIL_LINES:]
-        head = f"----- {path} (last {len(shown)} of {len(lines)} lines) -----"
-        parts.append("\n".join([head, *shown]))
-    return "\n".join(parts) or f"(no files under {logs})"
-
-
-def _cannot_start(reason: str, peer_dir: Path = PEER_DIR, with_logs: bool = True) -> None:
-    """Skip locally; under CI, fail and show the stack's logs."""
+def _cannot_start(reason: str) -> None:
+    """Skip locally; under CI, fail (the harness's message names the service and shows its log)."""
     if IN_CI:
-        where = ""
-        if with_logs:  # shown once, in the first test's "Captured stderr setup"
-            print(_logs_report(peer_dir), file=sys.stderr)
-            where = f"\n(the tails of the stack's logs under {peer_dir / 'logs'} are in the captured stderr)"
-        pytest.fail(f"the real proxbox-api stack could not start (CI): {reason}{where}", pytrace=False)
-    pytest.skip(f"the real proxbox-api stack could not start: {reason}")
+        pytest.fail(f"the e2e stack could not start (CI): {reason}", pytrace=False)
+    pytest.skip(f"the e2e stack could not start: {reason}")
+
+
+def _key_values(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if re.match(r"^[A-Z_]+=", line))
 
 
 @dataclass
 class Stack:
-    """A running real-stack.sh: the KEY=VALUE lines it printed, plus helpers to poke at it."""
+    """The running stack: the KEY=VALUE lines of `up`, plus helpers to poke at it."""
 
     values: dict[str, str]
-    env: dict[str, str]
 
     @property
     def api_url(self) -> str:
@@ -131,53 +79,36 @@ class Stack:
         return self.values["PROXBOX_API_KEY"]
 
     @property
-    def peer_dir(self) -> Path:
-        return Path(self.values.get("PEER_DIR", self.env["PEER_DIR"]))
+    def netbox_url(self) -> str:
+        return self.values["NETBOX_URL"]
+
+    @property
+    def netbox_cmd(self) -> list[str]:
+        return shlex.split(self.values["NETBOX_CMD"])
 
     @property
     def api_log(self) -> Path:
-        return self.peer_dir / "logs" / "proxbox-api.log"
-
-    def script(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["bash", str(STACK_SCRIPT), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return Path(self.values["STACK_DIR"]) / "logs" / "proxbox-api.log"
 
     def up(self) -> None:
-        """Run `real-stack.sh up` and read its KEY=VALUE lines; fail or skip if it cannot start."""
+        """`up` and its KEY=VALUE lines; fail or skip if the stack cannot start."""
         try:
-            up = subprocess.run(
-                ["bash", str(STACK_SCRIPT), "up"],
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=UP_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired as exc:
-            stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-            _cannot_start(f"`real-stack.sh up` did not finish in {UP_TIMEOUT:g} s\n{stderr}")
-        values = dict(line.split("=", 1) for line in up.stdout.splitlines() if re.match(r"^[A-Z_]+=", line))
-        missing_keys = {"PROXBOX_API_URL", "PROXBOX_API_KEY"} - set(values)
-        if up.returncode != 0 or missing_keys:
-            _cannot_start(
-                f"`real-stack.sh up` exited {up.returncode}"
-                + (f", missing {sorted(missing_keys)}" if missing_keys else "")
-                + f"\nstderr:\n{up.stderr}"
-            )
+            done = harness("up", timeout=UP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _cannot_start(f"`up` did not finish in {UP_TIMEOUT:g} s")
+        values = _key_values(done.stdout)
+        if done.returncode != 0 or "PROXBOX_API_URL" not in values:
+            _cannot_start(f"`up` exited {done.returncode}\n{done.stderr}")
         self.values = values
 
     def restart(self) -> None:
-        """A fresh proxbox-api (and fake NetBox), for when a run of its own never ends."""
-        self.script("down")
+        """A fresh stack, for when proxbox-api keeps a run of its own going."""
+        harness("down")
         self.up()
 
     def fault(self, *args: str) -> None:
-        done = self.script("fault", *args)
-        assert done.returncode == 0, f"real-stack.sh fault {' '.join(args)} failed: {done.stderr}"
+        done = harness("fault", *args)
+        assert done.returncode == 0, f"fault {' '.join(args)} failed: {done.stderr}"
 
     def clear_faults(self) -> None:
         self.fault("clear")
@@ -208,6 +139,20 @@ class Stack:
                 return None
             time.sleep(interval)
 
+    def netbox(self, path: str, **params: str) -> Any:
+        """GET on NetBox's REST API (directly, not through the fault proxy)."""
+        response = httpx.get(
+            f"{self.netbox_url}{path}",
+            params=params,
+            headers={"Authorization": f"Token {self.values['NETBOX_TOKEN']}", "Accept": "application/json"},
+            timeout=30.0,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def count(self, path: str, **params: str) -> int:
+        return int(self.netbox(path, limit="1", **params)["count"])
+
     def log_offset(self) -> int:
         """Current size of proxbox-api's log: the start of a window of access lines."""
         try:
@@ -226,37 +171,23 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    if not STACK_SCRIPT.is_file():
-        _cannot_start(f"{STACK_SCRIPT} not found", with_logs=False)
-    missing = [tool for tool in ("bash", "curl") if shutil.which(tool) is None]
-    if missing:
-        _cannot_start(f"required tool(s) not found: {', '.join(missing)}", with_logs=False)
-    if not python_available():
-        _cannot_start("no Python >= 3.12 available for proxbox-api (set PEER_PYTHON)", with_logs=False)
-    PEER_DIR.mkdir(parents=True, exist_ok=True)
-    env = _clean_env()
-    env.update(
-        PEER_DIR=str(PEER_DIR),
-        PEER_API_PORT=str(_free_port()),
-        PEER_NETBOX_PORT=str(_free_port()),
-    )
-    stack = Stack({}, env)
+    was_up = harness("status").returncode == 0
+    stack = Stack({})
     try:
         stack.up()
         yield stack
     finally:
-        down = subprocess.run(
-            ["bash", str(STACK_SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=120
-        )
-        if down.returncode != 0:
-            print(f"real-stack.sh down exited {down.returncode}: {down.stderr}", file=sys.stderr)
+        if not was_up:
+            down = harness("down")
+            if down.returncode != 0:
+                print(f"e2e stack down exited {down.returncode}: {down.stderr}", file=sys.stderr)
 
 
 @pytest.fixture(autouse=True)
 def idle_stack(stack: Stack) -> Stack:
     """Every case starts with no sync running on proxbox-api (a busy probe would skip it).
 
-    A run that proxbox-api itself never finishes (seen under load after a client hung up)
+    A run that proxbox-api itself never finishes (seen after a client hung up mid-stage)
     is not this case's business: the stack is restarted rather than failing the next case.
     """
     if stack.wait_active(False, timeout=30.0) is None:
