@@ -20,6 +20,11 @@ from proxbox_scheduler.core.schedule import Mode
 from proxbox_scheduler.redact import mask_params, param_secrets, redact_url, url_secrets
 
 DEFAULT_JOB = "default"
+UNFINISHED = {
+    "http": "the sync did not finish; its stream was closed",
+    "exec": "the command did not finish; its process group was terminated",
+}
+"""What a run cut off by its timeout left undone, by invoke, for the failure's reason."""
 EXEC_LOCK = "netbox"
 """Concurrency group of exec jobs: they all drive the same NetBox unless a job names another."""
 
@@ -88,6 +93,7 @@ class JobConfig:
             shutdown_grace=shutdown_grace,
             run_on_start=self.run_on_start,
             timeout_name=timeout_name,
+            unfinished=UNFINISHED[self.invoke],
             job=self.name,
             catchup=self.catchup,
             starting_deadline=self.starting_deadline,

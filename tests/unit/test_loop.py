@@ -309,7 +309,8 @@ def test_an_exception_in_the_trigger_is_a_failed_run_and_the_loop_goes_on() -> N
 def test_run_longer_than_the_timeout_is_cancelled_and_fails() -> None:
     script, recorder = play("continuous", [Step(10_000), Step(1)], run_timeout=100, backoff=5)
     assert script.cancelled_at == [100]
-    assert "PROXBOX_API_TIMEOUT (100 s)" in recorder.ends[0][0].reason
+    reason = recorder.ends[0][0].reason
+    assert "PROXBOX_API_TIMEOUT (100 s)" in reason and "the sync did not finish" in reason
     assert script.starts == [0, 105]
 
 

@@ -56,8 +56,9 @@ class LoopSettings:
     """The part of one job's configuration the loop reads (built by ``Config.loop_settings``).
 
     ``timeout_name`` is the setting that holds ``run_timeout``, named in the reason
-    of a run that exceeded it. ``catchup`` (``skip`` or ``latest``) and
-    ``starting_deadline`` decide what happens at start to fires missed while down.
+    of a run that exceeded it, with ``unfinished`` saying what was left undone.
+    ``catchup`` (``skip`` or ``latest``) and ``starting_deadline`` decide what happens
+    at start to fires missed while down.
     """
 
     mode: Mode
@@ -69,9 +70,10 @@ class LoopSettings:
     shutdown_grace: float
     run_on_start: bool
     timeout_name: str
-    job: str = "default"
-    catchup: str = "skip"
-    starting_deadline: float = 3600.0
+    unfinished: str
+    job: str
+    catchup: str
+    starting_deadline: float
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,7 @@ class Scheduler:
 
     def _timeout_reason(self) -> str:
         s = self.settings
-        return f"run exceeded {s.timeout_name} ({s.run_timeout:g} s) and was cancelled"
+        return f"run exceeded {s.timeout_name} ({s.run_timeout:g} s) and was cancelled: {s.unfinished}"
 
     async def _wait_task(self, task: asyncio.Task[Outcome], until: float, wake: asyncio.Event) -> None:
         """Return when the task is done, ``wake`` is set, or the monotonic clock reaches ``until``."""
