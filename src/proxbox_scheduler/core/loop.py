@@ -12,8 +12,10 @@ import contextlib
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.clock import Clock
@@ -34,6 +36,19 @@ MAX_DOUBLINGS = 60
 """The doubling stops growing here (long past any cap) so a months-long streak cannot overflow."""
 CANCEL_WAIT_SECONDS = 20.0
 """How long a cancelled trigger may take to clean up (exec: SIGTERM, then SIGKILL after 10 s)."""
+HOLD_SECONDS = 3600.0
+"""One sleep of a paused continuous job, which has no fires to skip: it waits to be woken."""
+
+PauseHook = Callable[[bool], Awaitable[None]]
+"""Persists a pause or resume (``StateStore.set_paused`` once a store is wired)."""
+
+
+class Wake(Enum):
+    """How a wait ended: the fire came, a run was requested, or a stop."""
+
+    FIRE = "fire"
+    RUN = "run"
+    STOP = "stop"
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,7 @@ class Scheduler:
         clock: Clock | None = None,
         observer: Observer | None = None,
         rng: random.Random | None = None,
+        pause_hook: PauseHook | None = None,
     ) -> None:
         self.settings = settings
         self.trigger = trigger
@@ -92,6 +108,12 @@ class Scheduler:
         self.rng = rng or random.Random()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
+        self._wake = asyncio.Event()  # ends a wait: a stop, a run request or a resume
+        self._run_requested = False
+        self._running = False
+        self._paused = False
+        self._pause_hook = pause_hook
+        self._hook_tasks: set[asyncio.Task[None]] = set()
         self._auth_streak = 0
         self._origin = 0.0  # interval grid origin (monotonic)
         self._index = 0  # grid slot of the last scheduled run
@@ -104,10 +126,53 @@ class Scheduler:
         if self._stop.is_set():
             self._force.set()
         self._stop.set()
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def request_run(self) -> str | None:
+        """Run as soon as possible without moving the schedule; the reason when refused.
+
+        Runs never overlap: while one is going the request is refused, not queued.
+        """
+        if self.stopping:
+            return "the scheduler is stopping"
+        if self._running:
+            return "a run is in progress"
+        self._run_requested = True
+        self._wake.set()
+        return None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Skip fires (counted as ``paused``) until resumed; a requested run still runs."""
+        self._set_paused(True)
+
+    def resume(self) -> None:
+        self._set_paused(False)
+        self._wake.set()
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused == self._paused:
+            return
+        self._paused = paused
+        self.observer.on_paused(paused)
+        if self._pause_hook is not None:
+            task = asyncio.get_running_loop().create_task(self._persist_pause(paused))
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
+
+    async def _persist_pause(self, paused: bool) -> None:
+        assert self._pause_hook is not None
+        try:
+            await self._pause_hook(paused)
+        except Exception:
+            log.warning("could not persist the pause state", exc_info=log.isEnabledFor(logging.DEBUG))
 
     # ------------------------------------------------------------ entry points
 
@@ -121,11 +186,16 @@ class Scheduler:
         immediate = self.settings.run_on_start or self.settings.mode.kind is ModeKind.CONTINUOUS
         fire = Fire(at_monotonic=now_mono, jittered=False) if immediate else self._first_fire()
         try:
-            while await self._wait_for(fire):
-                _, wait = await self._run(owes_pause=True)
+            while (wake := await self._wait_for(fire)) is not Wake.STOP:
+                if wake is Wake.FIRE and self._paused:
+                    self.observer.on_skip("paused", 1, "the job is paused")
+                    fire = self._next_fire(0.0)
+                    continue
+                trigger = "manual" if wake is Wake.RUN else "scheduled"
+                _, wait = await self._run(owes_pause=True, trigger=trigger)
                 if self.stopping:
                     return
-                fire = self._next_fire(wait)
+                fire = self._after_manual(fire, wait) if wake is Wake.RUN else self._next_fire(wait)
         finally:
             self.observer.on_stop()
 
@@ -134,7 +204,7 @@ class Scheduler:
         outcome, _ = await self._run(owes_pause=False)
         return outcome
 
-    async def _run(self, *, owes_pause: bool) -> tuple[Outcome, float]:
+    async def _run(self, *, owes_pause: bool, trigger: str = "scheduled") -> tuple[Outcome, float]:
         """One supervised run: timeout, shutdown grace, and no exception escapes.
 
         Returns the outcome and the pause a scheduled run owes the next start (backoff).
@@ -145,10 +215,15 @@ class Scheduler:
             RunLogAdapter(logging.getLogger("proxbox_scheduler.run"), {"run_id": run_id}),
             lambda progress: self.observer.on_progress(run_id, progress),
         )
+        self.observer.on_run_trigger(run_id, trigger)
         self.observer.on_run_start(run_id, self.clock.now())
         started = self.clock.monotonic()
         task = asyncio.create_task(self._guarded(ctx))
-        outcome = await self._supervise(task, started)
+        self._running = True
+        try:
+            outcome = await self._supervise(task, started)
+        finally:
+            self._running = False
         duration = self.clock.monotonic() - started
         wait = self._wait_after(outcome) if owes_pause else 0.0
         self.observer.on_run_end(run_id, outcome, duration, wait)
@@ -225,26 +300,44 @@ class Scheduler:
             wait = s.backoff
         return max(wait, min(outcome.min_wait or 0.0, cap))
 
-    async def _wait_for(self, fire: Fire) -> bool:
-        """Sleep until the fire (plus jitter); False when a stop came first."""
+    async def _wait_for(self, fire: Fire) -> Wake:
+        """Sleep until the fire (plus jitter), a run request or a stop, whichever comes first."""
         if fire.at_wall is not None:
             seconds = (fire.at_wall - self.clock.now()).total_seconds()
             self.observer.on_waiting(fire.at_wall.astimezone(self.settings.tz), max(0.0, seconds))
-            while (left := (fire.at_wall - self.clock.now()).total_seconds()) > 0:
-                if await self.clock.sleep(min(left, CRON_POLL_SECONDS), self._stop):
-                    return False
         else:
             assert fire.at_monotonic is not None
             seconds = max(0.0, fire.at_monotonic - self.clock.monotonic())
             when = self.clock.now() + timedelta(seconds=seconds)
             self.observer.on_waiting(when.astimezone(self.settings.tz), seconds)
-            if await self.clock.sleep(seconds, self._stop):
-                return False
+        while (step := self._step_towards(fire)) > 0:
+            if await self.clock.sleep(step, self._wake) and (woken := self._woken()):
+                return woken
         if fire.jittered and self.settings.jitter > 0:
             delay = self.rng.uniform(0.0, self.settings.jitter)
             if await self.clock.sleep(delay, self._stop):
-                return False
-        return not self.stopping
+                return Wake.STOP
+        return Wake.STOP if self.stopping else Wake.FIRE
+
+    def _step_towards(self, fire: Fire) -> float:
+        """The next sleep: to the fire (cron: a poll at most), long when paused continuous; <= 0 at it."""
+        if self._paused and self.settings.mode.kind is ModeKind.CONTINUOUS:
+            return HOLD_SECONDS
+        if fire.at_wall is not None:
+            left = (fire.at_wall - self.clock.now()).total_seconds()
+            return min(left, CRON_POLL_SECONDS)
+        assert fire.at_monotonic is not None
+        return fire.at_monotonic - self.clock.monotonic()
+
+    def _woken(self) -> Wake | None:
+        """Why the wait was woken; None for a resume, which only re-checks the fire."""
+        self._wake.clear()
+        if self.stopping:
+            return Wake.STOP
+        if self._run_requested:
+            self._run_requested = False
+            return Wake.RUN
+        return None
 
     # ------------------------------------------------------------ planning
 
@@ -257,6 +350,13 @@ class Scheduler:
         fire = next(cron_fires(mode.cron, self._last_fire, self.settings.tz))
         self._last_fire = fire
         return Fire(at_wall=fire)
+
+    def _after_manual(self, pending: Fire, wait: float) -> Fire:
+        """A manual run leaves the schedule alone: the pending fire stays, unless the run owes
+        a backoff or the mode is continuous (then it is planned as after any run)."""
+        if wait or self.settings.mode.kind is ModeKind.CONTINUOUS:
+            return self._next_fire(wait)
+        return pending
 
     def _next_fire(self, wait: float) -> Fire:
         kind = self.settings.mode.kind
