@@ -14,6 +14,7 @@ import shlex
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -252,6 +253,20 @@ VARIABLES: tuple[Variable, ...] = (
         "port of the health/metrics/status server; 0 turns it off",
     ),
     Variable(
+        "PROXBOX_SCHEDULER_CONTROL_TOKEN_FILE",
+        "control_token_file",
+        "",
+        parse_existing_file,
+        "file holding the token that turns on run-now/pause/resume on the ops port (`Authorization: Bearer`)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_STALE_AFTER_SECONDS",
+        "stale_after",
+        "86400",
+        parse_positive_seconds(31 * 86400),
+        "the page highlights a last success older than this",
+    ),
+    Variable(
         "PROXBOX_SCHEDULER_PING_URL",
         "ping_url",
         "",
@@ -298,8 +313,11 @@ class Config:
     shutdown_grace: float
     http_host: str
     http_port: int
+    control_token_file: Path | None
+    stale_after: float
     ping_url: str | None
     warnings: tuple[str, ...] = ()
+    control_token: str = field(default="", repr=False)
 
     @property
     def target(self) -> str:
@@ -405,6 +423,7 @@ def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = Non
     env = os.environ if env is None else env
     values = {var.attr: _read(var, env) for var in VARIABLES}
     _resolve_key(values, env)
+    values["control_token"] = _control_token(values["control_token_file"])
     if need_target or (need_target is None and values["mode"].kind is not ModeKind.OFF):
         _check_invoke(values, env)
     return Config(**values, warnings=_warnings(values, env))
@@ -434,6 +453,25 @@ def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
         raise ConfigError(
             name_of("api_key_file"), str(key_file), f"the key in it is invalid: {exc}"
         ) from None
+
+
+CONTROL_TOKEN_MIN = 16
+"""Shortest control token accepted: guessing it over HTTP must be hopeless."""
+
+
+def _control_token(path: Path | None) -> str:
+    """The token in the control token file ('' when control is off); never shown, only its file."""
+    if path is None:
+        return ""
+    bad = partial(ConfigError, name_of("control_token_file"), str(path))
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
+    printable = token.isascii() and all(c.isprintable() and not c.isspace() for c in token)
+    if len(token) < CONTROL_TOKEN_MIN or not printable:
+        raise bad(f"expected one token of at least {CONTROL_TOKEN_MIN} printable ASCII characters")
+    return token
 
 
 def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:

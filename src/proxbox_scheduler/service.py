@@ -25,7 +25,7 @@ from proxbox_scheduler.core.trigger import Trigger
 from proxbox_scheduler.ops.address import base_url
 from proxbox_scheduler.telemetry.log_observer import LogObserver
 from proxbox_scheduler.telemetry.metrics import Metrics
-from proxbox_scheduler.telemetry.status import LoopProbe, StatusStore
+from proxbox_scheduler.telemetry.status import JOB, LoopProbe, StatusStore
 from proxbox_scheduler.triggers import make_trigger
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class Service:
             },
             hard_limit=config.run_timeout + config.shutdown_grace + CANCEL_WAIT_SECONDS,
             monotonic=self.clock.monotonic,
+            wall=self.clock.now,
         )
         # state first, then the log line: whoever reads "run finished" finds /status updated
         telemetry: list[Observer] = [self.metrics, self.status, LogObserver(str(config.mode))]
@@ -109,14 +110,18 @@ class Service:
 
         return answers
 
-    def _start_ops_server(self) -> OpsServer | None:
+    def _start_ops_server(self, loop: asyncio.AbstractEventLoop) -> OpsServer | None:
         if not self.config.http_port:
             return None
-        from proxbox_scheduler.ops.server import OpsServer
+        from proxbox_scheduler.ops.control import Control
+        from proxbox_scheduler.ops.server import OpsServer, PageSettings
 
         host, port = self.config.http_host, self.config.http_port
+        token = self.config.control_token
+        control = Control(token, loop, {JOB: self.scheduler}) if token else None
+        page = PageSettings(stale_after=self.config.stale_after)
         try:
-            ops = OpsServer(host, port, self.status, self.metrics)
+            ops = OpsServer(host, port, self.status, self.metrics, control=control, page=page)
         except OSError as exc:
             # a port in use or not allowed is the port's fault; anything else (no such address) the host's
             blame = (
@@ -127,14 +132,17 @@ class Service:
             why = exc.strerror or str(exc)
             raise ConfigError(*blame, f"cannot listen on {host}:{port} ({why})") from None
         ops.start()
-        log.info("status server listening", extra={"url": base_url(host, ops.port) + "/"})
+        log.info(
+            "status server listening",
+            extra={"url": base_url(host, ops.port) + "/", "control": "on" if control else "off"},
+        )
         return ops
 
     @contextlib.asynccontextmanager
     async def _lifecycle(self, *, serve_http: bool) -> AsyncIterator[None]:
         """Signal handlers, the /livez loop probe and (for `run`) the operations server around the body."""
-        ops = self._start_ops_server() if serve_http else None
         loop = asyncio.get_running_loop()
+        ops = self._start_ops_server(loop) if serve_http else None
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
         self.status.loop_probe = self._loop_probe(loop)
