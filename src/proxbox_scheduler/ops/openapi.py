@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxbox_scheduler import __version__
+from proxbox_scheduler.ops.page_format import DURATION_PATTERN
 
 TIME = {"type": ["string", "null"], "format": "date-time"}
 COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
@@ -143,13 +144,13 @@ def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
 
 
-def _query(name: str, description: str) -> dict[str, Any]:
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
         "required": False,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", **schema},
     }
 
 
@@ -188,8 +189,14 @@ STATUS_OR_JOB = {
         }
     },
 }
-WINDOW = _query("window", "timeline window: seconds or 90m, 24h, 7d (1 min to 31 d); default 24h")
-STALE = _query("stale", "age of the last success past which it is highlighted, same syntax")
+WINDOW = _query(
+    "window",
+    "timeline window: seconds or 90m, 24h, 7d (kept within 1 min..31 d); default 24h",
+    pattern=DURATION_PATTERN,
+)
+STALE = _query(
+    "stale", "age of the last success past which it is highlighted, same syntax", pattern=DURATION_PATTERN
+)
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WINDOW_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 WINDOW_MIN, WINDOW_MAX = 60.0, 31 * 86400.0
-"""The timeline shows between a minute and a month."""
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$", re.IGNORECASE)
+"""The timeline shows between a minute and a month (values outside are brought inside)."""
+DURATION_PATTERN = r"^([0-9]+(?:\.[0-9]+)?)(s|m|min|h|d)?$"
+"""A window or threshold: seconds, or a number with a unit (the OpenAPI document quotes it)."""
+_DURATION = re.compile(DURATION_PATTERN)
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -68,16 +70,15 @@ def relative(moment: datetime | None, now: datetime) -> str:
 
 
 def parse_window(raw: str | None, default: float) -> float:
-    """A window such as ``24h``, ``90m``, ``7d`` or plain seconds; ValueError naming what is accepted."""
+    """A window such as ``24h``, ``90m``, ``7d`` or plain seconds, kept within 1 min..31 d;
+    ValueError naming what is accepted."""
     if raw is None or raw == "":
         return default
-    match = _DURATION.match(raw)
+    match = _DURATION.fullmatch(raw)
     if not match:
         raise ValueError("expected a duration such as 3600, 90m, 24h or 7d")
-    value = float(match.group(1)) * WINDOW_UNITS[(match.group(2) or "s").lower()]
-    if not math.isfinite(value) or not WINDOW_MIN <= value <= WINDOW_MAX:
-        raise ValueError("expected a duration between 1 min and 31 d")
-    return value
+    value = float(match.group(1)) * WINDOW_UNITS[match.group(2) or "s"]
+    return min(max(value, WINDOW_MIN), WINDOW_MAX)
 
 
 def ticks(start: datetime, end: datetime, tz: ZoneInfo, most: int = 8) -> list[datetime]:
