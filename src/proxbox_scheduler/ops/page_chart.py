@@ -126,8 +126,9 @@ def counts_chart(job: dict[str, Any], now: datetime, window: float) -> str:
         values = [float(r["counts"].get(kind, 0)) for r in runs]
         dropped = values[-1] == 0 and max(values) > 0
         note = ' <strong class="warn">dropped to 0</strong>' if dropped else ""
+        breakable = escape(kind).replace("_", "_<wbr>")  # long kinds wrap at their words on a phone
         rows.append(
-            f'<tr{" class=dropped" if dropped else ""}><th scope="row">{escape(kind)}</th>'
+            f'<tr{" class=dropped" if dropped else ""}><th scope="row">{breakable}</th>'
             f"<td>{_spark(values)}</td><td class=num>{int(values[-1])}{note}</td>"
             f"<td class=num>{int(min(values))} to {int(max(values))}</td></tr>"
         )
