@@ -104,8 +104,11 @@ def test_without_a_token_file_control_is_off(emulator: Emulator) -> None:
 def test_a_bad_token_file_exits_2_with_one_line(tmp_path: Path, content: str, why: str) -> None:
     path = tmp_path / "token"
     path.write_text(content, encoding="utf-8")
-    env = base_env(PROXBOX_MODE="interval=60", PROXBOX_API_URL="http://127.0.0.1:9",
-                   PROXBOX_SCHEDULER_CONTROL_TOKEN_FILE=str(path))  # fmt: skip
+    env = base_env(
+        PROXBOX_MODE="interval=60",
+        PROXBOX_API_URL="http://127.0.0.1:9",
+        PROXBOX_SCHEDULER_CONTROL_TOKEN_FILE=str(path),
+    )
     done = run_cli(["run"], env)
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
