@@ -58,6 +58,18 @@ def _outcome(run: dict[str, Any] | None) -> str:
     return f'<span class="badge o-{name}">{mark(name)} {name}</span>{reason}'
 
 
+def _current(current: dict[str, Any] | None, view: View, tz: ZoneInfo) -> str:
+    """The run in flight: its id (whole on hover), since when, what started it."""
+    if not current:
+        return ""
+    start = parse_time(current.get("start"))
+    text = (
+        f'<code title="{escape(current["id"])}">{escape(current["id"][:8])}</code> since '
+        f"{when(start, tz)} ({relative(start, view.now)}), {escape(current.get('trigger') or 'scheduled')}"
+    )
+    return _fact("current run", text)
+
+
 def _facts(job: dict[str, Any], view: View, tz: ZoneInfo) -> str:
     runs = job.get("runs", [])
     fire, success = parse_time(job.get("next_fire")), parse_time(job.get("last_success"))
@@ -68,6 +80,7 @@ def _facts(job: dict[str, Any], view: View, tz: ZoneInfo) -> str:
     failures = int(job.get("consecutive_failures") or 0)
     return "".join(
         (
+            _current(job.get("current"), view, tz),
             _fact("next fire", f"{when(fire, tz)} ({relative(fire, view.now)})" if fire else "—"),
             _fact("last outcome", _outcome(runs[0] if runs else None)),
             _fact("last success", escape(success_text) + stale_note, "stale" if stale else ""),
