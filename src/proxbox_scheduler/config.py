@@ -14,7 +14,6 @@ import shlex
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -40,6 +39,7 @@ from proxbox_scheduler.parsers import (
     parse_query,
     parse_sync_path,
     parse_zone,
+    read_token_file,
 )
 from proxbox_scheduler.redact import redact_url
 
@@ -455,23 +455,12 @@ def _resolve_key(values: dict[str, Any], env: Mapping[str, str]) -> None:
         ) from None
 
 
-CONTROL_TOKEN_MIN = 16
-"""Shortest control token accepted: guessing it over HTTP must be hopeless."""
-
-
 def _control_token(path: Path | None) -> str:
     """The token in the control token file ('' when control is off); never shown, only its file."""
-    if path is None:
-        return ""
-    bad = partial(ConfigError, name_of("control_token_file"), str(path))
     try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise bad(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
-    printable = token.isascii() and all(c.isprintable() and not c.isspace() for c in token)
-    if len(token) < CONTROL_TOKEN_MIN or not printable:
-        raise bad(f"expected one token of at least {CONTROL_TOKEN_MIN} printable ASCII characters")
-    return token
+        return read_token_file(path) if path else ""
+    except ValueError as exc:
+        raise ConfigError(name_of("control_token_file"), str(path), str(exc)) from None
 
 
 def _check_invoke(values: dict[str, Any], env: Mapping[str, str]) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from proxbox_scheduler.config import ConfigError, name_of, read
 from proxbox_scheduler.ops.address import base_url, local_address
+from proxbox_scheduler.parsers import read_token_file
 
 TIMEOUT = 10.0
 
@@ -34,14 +35,9 @@ def read_token(token_file: str | None, env: Mapping[str, str]) -> str:
     if path is None:
         raise ConfigError(source, "", "expected a file holding the control token (or --token-file FILE)")
     try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            source, str(path), f"expected a readable UTF-8 file ({type(exc).__name__})"
-        ) from None
-    if not token:
-        raise ConfigError(source, str(path), "expected a file holding the control token")
-    return token
+        return read_token_file(path)
+    except ValueError as exc:
+        raise ConfigError(source, str(path), str(exc)) from None
 
 
 def send(url: str, action: str, job: str, token: str) -> tuple[bool, str]:
