@@ -71,6 +71,11 @@ def page_at(browser: object, url: str, width: int, **context: object) -> object:
 
 def test_the_page_shows_the_job_card_timeline_stages_and_counts(browser: object, busy: Console) -> None:
     page = page_at(browser, busy.url, 1280)
+    focused = []
+    for _ in range(6):  # window select, Show, Run now, ...: reachable with Tab alone
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.textContent.trim()"))
+    assert "Run now" in focused and "Pause" in focused, focused
     card = page.locator("section.card[data-job=default]")
     assert card.locator("h2").inner_text() == "default"
     assert (

@@ -24,7 +24,9 @@
     redrawnAt = Date.now();
     wire();
     if (focusKey) {
-      const again = document.querySelector(`[data-job="${CSS.escape(focusKey[0])}"] .controls button`);
+      const box = `[data-job="${CSS.escape(focusKey[0])}"] .controls`;
+      const again = document.querySelector(`${box} button[data-action="${focusKey[1]}"]`)
+        || document.querySelector(`${box} button`);
       if (again) again.focus();
     }
   }
