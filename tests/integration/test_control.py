@@ -9,7 +9,7 @@ import pytest
 
 from proxbox_emulator import Emulator, EmulatorSettings
 from tests.support.console import KEY, TOKEN, Console, console, token_file
-from tests.support.processes import base_env, poll, run_cli
+from tests.support.processes import base_env, event, poll, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,8 @@ def test_run_now_starts_a_manual_run_that_lands_in_the_history(controlled: Conso
     assert answer.status == 202 and answer.json()["result"] == "run requested"
     [run] = poll(controlled.runs, 15, "the manual run to finish")
     assert run["trigger"] == "manual" and run["outcome"] == "success"
+    started = controlled.proc.wait_for(event("run started", run_id=run["id"]), timeout=5)
+    assert started["trigger"] == "manual"
     assert len(run["stages"]) == 12 and run["end"] >= run["start"]
     assert controlled.get("/status").json()["jobs"][0]["next_fire"]  # the hourly slot is still ahead
 
@@ -49,6 +51,8 @@ def test_pause_and_resume_show_in_the_status(controlled: Console) -> None:
     assert job["state"] == "paused" and job["paused"] is True
     assert controlled.post("/jobs/default/resume").json()["paused"] is False
     assert controlled.get("/status?job=default").json()["state"] == "waiting"
+    controlled.proc.wait_for(event("job paused"), timeout=5)
+    controlled.proc.wait_for(event("job resumed"), timeout=5)
 
 
 def test_unknown_job_and_action_are_404_after_the_token(controlled: Console) -> None:
