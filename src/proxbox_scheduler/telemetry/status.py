@@ -205,9 +205,6 @@ class StatusStore(Observer):
                 "jobs": [one],
             }
 
-    def job_names(self) -> list[str]:
-        return [JOB]
-
     def live(self) -> tuple[bool, str]:
         """Alive unless a run outlived its hard limit or the event loop does not answer.
 
