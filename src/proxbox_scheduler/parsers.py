@@ -210,3 +210,19 @@ def parse_state_path(raw: str) -> str:
     if "\x00" in raw or raw.endswith("/"):
         raise ValueError("expected `memory` or the path of a file (not a directory)")
     return raw
+
+
+CONTROL_TOKEN_MIN = 16
+"""Shortest control token accepted: guessing it over HTTP must be hopeless."""
+
+
+def read_token_file(path: Path) -> str:
+    """The one token in ``path`` (surrounding whitespace stripped); ValueError saying what is accepted."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
+    printable = token.isascii() and all(c.isprintable() and not c.isspace() for c in token)
+    if len(token) < CONTROL_TOKEN_MIN or not printable:
+        raise ValueError(f"expected one token of at least {CONTROL_TOKEN_MIN} printable ASCII characters")
+    return token
