@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--max-age", type=float, metavar="SECONDS", help="also unhealthy when the last success is older"
     )
+    ctl = sub.add_parser("ctl", help="run now, pause or resume a job of the running scheduler")
+    ctl.add_argument("action", choices=["run", "pause", "resume"])
+    ctl.add_argument("job", help="the job's name (`default` for the one job)")
+    ctl.add_argument("--url", help="ops URL (default: from PROXBOX_SCHEDULER_HTTP_HOST/PORT on loopback)")
+    ctl.add_argument(
+        "--token-file", help="file holding the token (default: PROXBOX_SCHEDULER_CONTROL_TOKEN_FILE)"
+    )
     # Listed for --help only: main() hands `emulate-api ...` to the emulator's own
     # parser, so no other command pays for importing it.
     sub.add_parser("emulate-api", help="serve a proxbox-api emulator (for trials and tests)")
@@ -292,6 +299,8 @@ def _dispatch(argv: list[str]) -> int:
         return cmd_check(env, args.count, args.start, args.probe)
     if command == "healthcheck":
         return cmd_healthcheck(env, args.port, args.max_age)
+    if command == "ctl":
+        return cmd_ctl(env, args.action, args.job, args.url, args.token_file)
     if command == "demo":
         from proxbox_scheduler.demo import run_demo
 
@@ -312,3 +321,16 @@ def cmd_healthcheck(env: Mapping[str, str], port: int | None, max_age: float | N
         return _fail_config(exc)
     print(f"{'healthy' if healthy else 'unhealthy'}: {why}", file=sys.stdout if healthy else sys.stderr)
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+def cmd_ctl(env: Mapping[str, str], action: str, job: str, url: str | None, token_file: str | None) -> int:
+    from proxbox_scheduler.ops.ctl import default_url, read_token, send
+
+    try:
+        token = read_token(token_file, env)
+        target = url or default_url(env)
+    except ConfigError as exc:
+        return _fail_config(exc)
+    accepted, why = send(target, action, job, token)
+    print(why, file=sys.stdout if accepted else sys.stderr)
+    return EXIT_OK if accepted else EXIT_FAILED

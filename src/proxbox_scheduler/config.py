@@ -23,12 +23,13 @@ from proxbox_scheduler.crosscheck import check_invoke, resolve_key, resolve_secr
 from proxbox_scheduler.jobfile import blame, load_file
 from proxbox_scheduler.jobs import DEFAULT_JOB, JOB_ATTRS, JobConfig, job_config
 from proxbox_scheduler.netbox.settings import NetBoxSettings, check_netbox, netbox_warnings
-from proxbox_scheduler.parsers import ConfigError
+from proxbox_scheduler.parsers import ConfigError, read_token_file
 from proxbox_scheduler.redact import mask_params, redact_query, redact_url
 from proxbox_scheduler.variables import BY_ATTR, BY_NAME, VARIABLES, Variable, name_of
 
 PROCESS_ATTRS = frozenset(
     {"log_level", "log_json", "shutdown_grace", "http_host", "http_port", "state_path", "config_file"}
+    | {"control_token_file", "stale_after"}
     | {"netbox_url", "netbox_token", "netbox_token_file", "netbox_verify_ssl", "netbox_ca_bundle"}
     | {"netbox_timeout", "netbox_unreachable", "state_url", "lease_seconds", "replica"}
 )
@@ -61,7 +62,10 @@ class Config:
     state_url: str = field(repr=False)
     lease_seconds: float
     replica: str
+    control_token_file: Path | None
+    stale_after: float
     warnings: tuple[str, ...] = ()
+    control_token: str = field(default="", repr=False)
 
     @property
     def netbox(self) -> NetBoxSettings | None:
@@ -193,9 +197,18 @@ def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = Non
             where = _blame(values["config_file"], job.name)("verify_ssl")
             warnings.append(f"{where}=false: proxbox-api's TLS certificate is not verified")
     process = {attr: values[attr] for attr in PROCESS_ATTRS}
-    return Config(**process, jobs=jobs, warnings=tuple(warnings))
+    token = _control_token(values["control_token_file"])
+    return Config(**process, jobs=jobs, warnings=tuple(warnings), control_token=token)
 
 
 def _blame(config_file: Path | None, job: str) -> Callable[[str], str]:
     """Names the setting behind a job's value: the variable, or the file, job and key."""
     return name_of if config_file is None else blame(config_file, job)
+
+
+def _control_token(path: Path | None) -> str:
+    """The token in the control token file ('' when control is off); never shown, only its file."""
+    try:
+        return read_token_file(path) if path else ""
+    except ValueError as exc:
+        raise ConfigError(name_of("control_token_file"), str(path), str(exc)) from None

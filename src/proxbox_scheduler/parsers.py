@@ -219,3 +219,19 @@ def parse_replica(text: str) -> str:
     if len(name) > 48 or not name.isprintable() or any(c.isspace() for c in name):
         raise ValueError("expected 1-48 printable characters without spaces, e.g. the pod name")
     return name
+
+
+CONTROL_TOKEN_MIN = 16
+"""Shortest control token accepted: guessing it over HTTP must be hopeless."""
+
+
+def read_token_file(path: Path) -> str:
+    """The one token in ``path`` (surrounding whitespace stripped); ValueError saying what is accepted."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
+    printable = token.isascii() and all(c.isprintable() and not c.isspace() for c in token)
+    if len(token) < CONTROL_TOKEN_MIN or not printable:
+        raise ValueError(f"expected one token of at least {CONTROL_TOKEN_MIN} printable ASCII characters")
+    return token

@@ -27,7 +27,7 @@ from proxbox_scheduler.signals import STOP_SIGNALS
 from proxbox_scheduler.state import MemoryStore, StateLocked, StateStore, StateUnavailable, store_from_setting
 from proxbox_scheduler.telemetry.log_observer import LogObserver
 from proxbox_scheduler.telemetry.metrics import Metrics
-from proxbox_scheduler.telemetry.status import HISTORY, LoopProbe, StatusStore
+from proxbox_scheduler.telemetry.status import JOB_HISTORY, LoopProbe, StatusStore
 from proxbox_scheduler.triggers import make_trigger
 from proxbox_scheduler.triggers.guard import guarded
 
@@ -63,6 +63,7 @@ class Service:
             {"version": __version__},
             hard_limit=longest + config.shutdown_grace + CANCEL_WAIT_SECONDS,
             monotonic=self.clock.monotonic,
+            wall=self.clock.now,
             jobs=[
                 {
                     "name": j.name,
@@ -77,6 +78,8 @@ class Service:
         self.schedulers: list[Scheduler] = []
         self.replicas: Replicas | None = self._coordinate() if config.state_url else None
         """Issue 14: replicas share a store and one leads; see triggers/coordinated.py."""
+        self.by_name: dict[str, Scheduler] = {}
+        """What control acts on: every job's scheduler once built (the ops server may start first)."""
         self._stopping = False
 
     def _observer(self, job: JobConfig, shown_mode: str) -> Observer:
@@ -101,7 +104,7 @@ class Service:
     async def _scheduler(self, job: JobConfig, lock: TargetLock, shown_mode: str = "") -> Scheduler:
         """The job's loop, started from what the store remembers of it; ``shown_mode`` is the mode
         its log lines name (`once` for a lone run)."""
-        remembered = await self.store.load(job.name, recent=HISTORY)
+        remembered = await self.store.load(job.name, recent=JOB_HISTORY)
         self.metrics.job(job.name).restore(remembered)
         self.status.job(job.name).restore(remembered)
         return Scheduler(
@@ -199,14 +202,19 @@ class Service:
 
         return answers
 
-    def _start_ops_server(self) -> OpsServer | None:
+    def _start_ops_server(self, loop: asyncio.AbstractEventLoop) -> OpsServer | None:
         if not self.config.http_port:
             return None
-        from proxbox_scheduler.ops.server import OpsServer
+        from proxbox_scheduler.ops.control import Control
+        from proxbox_scheduler.ops.server import OpsServer, PageSettings
 
         host, port = self.config.http_host, self.config.http_port
+        token = self.config.control_token
+        names = [job.name for job in self.config.jobs]
+        control = Control(token, loop, self.by_name, names) if token else None
+        page = PageSettings(stale_after=self.config.stale_after)
         try:
-            ops = OpsServer(host, port, self.status, self.metrics)
+            ops = OpsServer(host, port, self.status, self.metrics, control=control, page=page)
         except OSError as exc:
             # a port in use or not allowed is the port's fault; anything else (no such address) the host's
             blame = (
@@ -217,7 +225,10 @@ class Service:
             why = exc.strerror or str(exc)
             raise ConfigError(*blame, f"cannot listen on {host}:{port} ({why})") from None
         ops.start()
-        log.info("status server listening", extra={"url": base_url(host, ops.port) + "/"})
+        log.info(
+            "status server listening",
+            extra={"url": base_url(host, ops.port) + "/", "control": "on" if control else "off"},
+        )
         return ops
 
     @contextlib.asynccontextmanager
@@ -239,11 +250,12 @@ class Service:
         ops = None
         try:
             await self._open_store(lenient=not serve_http)
+            ops = self._start_ops_server(loop) if serve_http else None
             locks: dict[str, TargetLock] = {}
             for job in jobs:
                 lock = locks.setdefault(job.lock, TargetLock(job.lock))
                 self.schedulers.append(await self._scheduler(job, lock, shown_mode))
-            ops = self._start_ops_server() if serve_http else None
+                self.by_name[job.name] = self.schedulers[-1]
             self.status.loop_probe = self._loop_probe(loop)
             yield
         finally:

@@ -268,6 +268,20 @@ VARIABLES: tuple[Variable, ...] = (
         "TOML file with several jobs and targets (see below); without it the variables make one job",
     ),
     Variable(
+        "PROXBOX_SCHEDULER_CONTROL_TOKEN_FILE",
+        "control_token_file",
+        "",
+        parse_existing_file,
+        "file holding the token that turns on run-now/pause/resume on the ops port (`Authorization: Bearer`)",
+    ),
+    Variable(
+        "PROXBOX_SCHEDULER_STALE_AFTER_SECONDS",
+        "stale_after",
+        "86400",
+        parse_positive_seconds(31 * 86400),
+        "the page highlights a last success older than this",
+    ),
+    Variable(
         "PROXBOX_SCHEDULER_PING_URL",
         "ping_url",
         "",

@@ -83,6 +83,8 @@ INVALID = [
     ("PROXBOX_SCHEDULER_STARTING_DEADLINE_SECONDS", "0"),
     ("PROXBOX_SCHEDULER_STATE_PATH", "/var/lib/proxbox-scheduler/"),
     ("PROXBOX_SCHEDULER_CONFIG", "/nonexistent/jobs.toml"),
+    ("PROXBOX_SCHEDULER_CONTROL_TOKEN_FILE", "/nonexistent/control-token"),
+    ("PROXBOX_SCHEDULER_STALE_AFTER_SECONDS", "0"),
     ("PROXBOX_SCHEDULER_PING_URL", "hc-ping.com/uuid"),
     ("PROXBOX_SCHEDULER_NETBOX_URL", "netbox:8000"),
     ("PROXBOX_SCHEDULER_NETBOX_TOKEN_FILE", "/nonexistent/token"),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxbox_scheduler.core.outcome import Outcome, Progress, ProgressKind
-from proxbox_scheduler.ops.page import render
+from proxbox_scheduler.ops.page import View, render
 from proxbox_scheduler.telemetry.metrics import Metrics
 from proxbox_scheduler.telemetry.status import HISTORY, LOOP_ANSWER_SECONDS, StatusStore
 
@@ -103,13 +103,13 @@ def test_page_escapes_reasons_and_draws_one_bar_per_run() -> None:
     store.job("default").on_run_end("a", Outcome.failure("<script>alert(1)</script>"), 3.0, 30)
     store.job("default").on_run_start("b", T0)
     store.job("default").on_run_end("b", Outcome.success(degraded=True), 1.0, 0)
-    page = render(store.snapshot())
+    page = render(store.snapshot(), View(now=T0 + timedelta(minutes=5)))
     parser = _Collector()
     parser.feed(page)
-    assert parser.scripts == 0 and "&lt;script&gt;" in page
+    assert parser.scripts == 1 and "&lt;script&gt;" in page and "<script>alert" not in page  # only /page.js
     assert parser.tags.count("rect") == 2 and parser.tags.count("tr") == 3  # header + two runs
-    assert 'http-equiv="refresh"' in page
-    assert "#d43d3d" in page and "#d9a400" in page  # failure red, degraded amber
+    assert 'http-equiv="refresh"' not in page  # the script polls instead of reloading
+    assert "o-failure" in page and "o-degraded" in page
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -271,6 +271,6 @@ def test_status_lists_every_job_and_keeps_the_first_jobs_fields_on_top() -> None
     vms = store.snapshot("vms")
     assert vms["runs"][0]["outcome"] == "interrupted" and vms["runs"][0]["duration_s"] is None
     assert vms["current"] is None and vms["consecutive_failures"] == 0
-    page = render(snap)
+    page = render(snap, View(now=T0))
     assert page.count('class="card"') == 2 and "interrupted" in page
     assert store.ready() == (False, "not ready: vms")  # full is running, vms not yet scheduling

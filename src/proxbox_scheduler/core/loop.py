@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import uuid
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.control import HOLD_SECONDS, PauseHook, PauseSwitch, Wake
 from proxbox_scheduler.core.gate import TargetLock
 from proxbox_scheduler.core.judge import Counts, judge_counts
 from proxbox_scheduler.core.observer import Observer
@@ -111,9 +113,11 @@ class Scheduler:
         store: StateStore | None = None,
         memory: JobState | None = None,
         lock: TargetLock | None = None,
+        pause_hook: PauseHook | None = None,
     ) -> None:
-        """``store`` records every run (None: nothing is kept); ``memory`` is what it held at
-        start (streaks, last slot); ``lock`` is the job's target, shared with other jobs on it."""
+        """``store`` records every run and pause (None: nothing is kept); ``memory`` is what it held
+        at start (streaks, last slot, paused); ``lock`` is the job's target, shared with other jobs
+        on it; ``pause_hook`` persists a pause instead of the store."""
         self.settings = settings
         self.trigger = trigger
         self.clock = clock or Clock()
@@ -124,6 +128,13 @@ class Scheduler:
         memory = memory or JobState(settings.job)
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
+        self._wake = asyncio.Event()  # ends a wait: a stop, a run request or a resume
+        self._run_requested = False
+        self._running = False
+        if pause_hook is None and store is not None:
+            pause_hook = functools.partial(store.set_paused, settings.job)
+        self._pause = PauseSwitch(lambda paused: self.observer.on_paused(paused), pause_hook)
+        self._paused_at_start = memory.paused
         self._auth_streak = memory.counters.auth_streak
         self._failures = memory.counters.consecutive_failures
         self._last_slot = memory.last_slot
@@ -141,10 +152,36 @@ class Scheduler:
         if self._stop.is_set():
             self._force.set()
         self._stop.set()
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def request_run(self) -> str | None:
+        """Run as soon as possible without moving the schedule; the reason when refused.
+
+        Runs never overlap: while one is going the request is refused, not queued.
+        """
+        if self.stopping:
+            return "the scheduler is stopping"
+        if self._running:
+            return "a run is in progress"
+        self._run_requested = True
+        self._wake.set()
+        return None
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.on
+
+    def pause(self) -> None:
+        """Skip fires (counted as ``paused``) until resumed; a requested run still runs."""
+        self._pause.set(True)
+
+    def resume(self) -> None:
+        self._pause.set(False)
+        self._wake.set()
 
     # ------------------------------------------------------------ entry points
 
@@ -152,6 +189,8 @@ class Scheduler:
         """Fire according to the mode until stopped."""
         if self.settings.mode.kind is ModeKind.OFF:
             return
+        if self._paused_at_start:  # a pause persisted by an earlier process holds across the restart
+            self.pause()
         now_mono, now_wall = self.clock.monotonic(), self.clock.now()
         self._origin, self._index = now_mono, 0
         # a slot a previous process already started is never run again (clock set back meanwhile)
@@ -166,11 +205,16 @@ class Scheduler:
         else:
             fire = self._first_fire()
         try:
-            while await self._wait_for(fire):
-                _, wait = await self._run(owes_pause=True, fire=fire)
+            while (wake := await self._wait_for(fire)) is not Wake.STOP:
+                if wake is Wake.FIRE and self._pause.on:
+                    self.observer.on_skip("paused", 1, "the job is paused")
+                    fire = self._next_fire(0.0)
+                    continue
+                run = Fire(kind="manual") if wake is Wake.RUN else fire  # a manual run is for no slot
+                _, wait = await self._run(owes_pause=True, fire=run)
                 if self.stopping:
                     return
-                fire = self._next_fire(wait)
+                fire = self._after_manual(fire, wait) if wake is Wake.RUN else self._next_fire(wait)
         finally:
             self.observer.on_stop()
 
@@ -180,6 +224,15 @@ class Scheduler:
         return outcome
 
     async def _run(self, *, owes_pause: bool, fire: Fire) -> tuple[Outcome, float]:
+        """One run, never two at once: a run request meanwhile (even while waiting for the
+        target's turn) is refused."""
+        self._running = True
+        try:
+            return await self._run_in_turn(owes_pause, fire)
+        finally:
+            self._running = False
+
+    async def _run_in_turn(self, owes_pause: bool, fire: Fire) -> tuple[Outcome, float]:
         """One run in the target's turn; a fire that found no turn is a ``busy`` skip."""
         if self.lock is None:
             return await self._run_now(owes_pause, fire)
@@ -213,6 +266,7 @@ class Scheduler:
         )
         start = RunStart(run_id, job, self.clock.now(), fire.kind, fire.slot)
         await self._persist(lambda store: store.run_started(start))
+        self.observer.on_run_trigger(run_id, fire.kind)
         self.observer.on_run_start(run_id, start.started)
         started = self.clock.monotonic()
         task = asyncio.create_task(self._guarded(ctx))
@@ -315,26 +369,44 @@ class Scheduler:
             wait = s.backoff
         return max(wait, min(outcome.min_wait or 0.0, cap))
 
-    async def _wait_for(self, fire: Fire) -> bool:
-        """Sleep until the fire (plus jitter); False when a stop came first."""
+    async def _wait_for(self, fire: Fire) -> Wake:
+        """Sleep until the fire (plus jitter), a run request or a stop, whichever comes first."""
         if fire.at_wall is not None:
             seconds = (fire.at_wall - self.clock.now()).total_seconds()
             self.observer.on_waiting(fire.at_wall.astimezone(self.settings.tz), max(0.0, seconds))
-            while (left := (fire.at_wall - self.clock.now()).total_seconds()) > 0:
-                if await self.clock.sleep(min(left, self._poll_step()), self._stop):
-                    return False
         else:
             assert fire.at_monotonic is not None
             seconds = max(0.0, fire.at_monotonic - self.clock.monotonic())
             when = self.clock.now() + timedelta(seconds=seconds)
             self.observer.on_waiting(when.astimezone(self.settings.tz), seconds)
-            if await self.clock.sleep(seconds, self._stop):
-                return False
+        while (step := self._step_towards(fire)) > 0:
+            if await self.clock.sleep(step, self._wake) and (woken := self._woken()):
+                return woken
         if fire.jittered and self.settings.jitter > 0:
             delay = self.rng.uniform(0.0, self.settings.jitter)
             if await self.clock.sleep(delay, self._stop):
-                return False
-        return not self.stopping
+                return Wake.STOP
+        return Wake.STOP if self.stopping else Wake.FIRE
+
+    def _step_towards(self, fire: Fire) -> float:
+        """The next sleep: to the fire (cron: a poll at most), long when paused continuous; <= 0 at it."""
+        if self._pause.on and self.settings.mode.kind is ModeKind.CONTINUOUS:
+            return HOLD_SECONDS
+        if fire.at_wall is not None:
+            left = (fire.at_wall - self.clock.now()).total_seconds()
+            return min(left, self._poll_step())
+        assert fire.at_monotonic is not None
+        return fire.at_monotonic - self.clock.monotonic()
+
+    def _woken(self) -> Wake | None:
+        """Why the wait was woken; None for a resume, which only re-checks the fire."""
+        self._wake.clear()
+        if self.stopping:
+            return Wake.STOP
+        if self._run_requested:
+            self._run_requested = False
+            return Wake.RUN
+        return None
 
     def _poll_step(self) -> float:
         """Seconds to the next multiple of CRON_POLL_SECONDS on the monotonic clock: every job
@@ -375,6 +447,13 @@ class Scheduler:
         fire = next(cron_fires(mode.cron, self._last_fire, self.settings.tz))
         self._last_fire = fire
         return Fire(at_wall=fire, slot=fire)
+
+    def _after_manual(self, pending: Fire, wait: float) -> Fire:
+        """A manual run leaves the schedule alone: the pending fire stays, unless the run owes
+        a backoff or the mode is continuous (then it is planned as after any run)."""
+        if wait or self.settings.mode.kind is ModeKind.CONTINUOUS:
+            return self._next_fire(wait)
+        return pending
 
     def _next_fire(self, wait: float) -> Fire:
         kind = self.settings.mode.kind

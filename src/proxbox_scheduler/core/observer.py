@@ -17,6 +17,9 @@ class Observer:
 
     def on_waiting(self, next_fire: datetime, seconds: float) -> None: ...
 
+    def on_run_trigger(self, run_id: str, trigger: str) -> None:
+        """Just before ``on_run_start``: what started the run (``scheduled``, ``manual``)."""
+
     def on_run_start(self, run_id: str, started: datetime) -> None: ...
 
     def on_progress(self, run_id: str, progress: Progress) -> None: ...
@@ -24,6 +27,9 @@ class Observer:
     def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None: ...
 
     def on_skip(self, reason: str, count: int, detail: str) -> None: ...
+
+    def on_paused(self, paused: bool) -> None:
+        """The job was paused (its fires are skipped as ``paused``) or resumed."""
 
     def on_stop(self) -> None: ...
 
@@ -44,6 +50,9 @@ class FanOut(Observer):
     def on_waiting(self, next_fire: datetime, seconds: float) -> None:
         self._each("on_waiting", next_fire, seconds)
 
+    def on_run_trigger(self, run_id: str, trigger: str) -> None:
+        self._each("on_run_trigger", run_id, trigger)
+
     def on_run_start(self, run_id: str, started: datetime) -> None:
         self._each("on_run_start", run_id, started)
 
@@ -55,6 +64,9 @@ class FanOut(Observer):
 
     def on_skip(self, reason: str, count: int, detail: str) -> None:
         self._each("on_skip", reason, count, detail)
+
+    def on_paused(self, paused: bool) -> None:
+        self._each("on_paused", paused)
 
     def on_stop(self) -> None:
         self._each("on_stop")

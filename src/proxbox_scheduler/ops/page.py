@@ -1,119 +1,210 @@
-"""The human status page: a self-refreshing HTML view of /status, one card per job with an inline SVG chart.
+"""The operator's console: a server-rendered page per /status, one card per job.
 
-Pure rendering from the snapshot dict: no external assets, everything escaped.
+Pure rendering from the status dict (first paint works with JavaScript off); the
+small script in ops/static/page.js polls /status and swaps the page in when it
+changed, and drives the control buttons. No external assets, everything escaped.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from html import escape
+from importlib.resources import files
 from typing import Any
+from zoneinfo import ZoneInfo
 
-COLOURS = {"success": "#2e9d4f", "degraded": "#d9a400", "failure": "#d43d3d", "skipped": "#8a8f98"}
-CHART_W, CHART_H, BAR_GAP = 600, 120, 4
+from proxbox_scheduler.ops.page_chart import counts_chart, mark, timeline
+from proxbox_scheduler.ops.page_format import duration, parse_time, relative, when, zone
+
+STATIC = files("proxbox_scheduler.ops") / "static"
+CSS = (STATIC / "page.css").read_text(encoding="utf-8")
+SCRIPT = (STATIC / "page.js").read_text(encoding="utf-8")
+FIGURES = ("count", "created", "updated")
+WINDOWS = (("1h", "1 h"), ("6h", "6 h"), ("24h", "24 h"), ("7d", "7 d"))
 
 
-def _chart(runs: list[dict[str, Any]]) -> str:
-    """Duration per run (oldest left), coloured by outcome."""
-    if not runs:
-        return '<p class="muted">No runs yet.</p>'
-    ordered = list(reversed(runs))
-    longest = max((run["duration_s"] or 0 for run in ordered), default=0) or 1.0
-    width = CHART_W / max(len(ordered), 1)
-    bars = []
-    for i, run in enumerate(ordered):
-        height = max(2.0, CHART_H * (run["duration_s"] or 0) / longest)
-        colour = COLOURS.get(run["outcome"], "#555")
-        title = escape(f"{run['start']} {run['outcome']} {_duration(run)} {run['reason'] or ''}")
-        bars.append(
-            f'<rect x="{i * width + BAR_GAP / 2:.1f}" y="{CHART_H - height:.1f}" '
-            f'width="{max(width - BAR_GAP, 1):.1f}" height="{height:.1f}" fill="{colour}">'
-            f"<title>{title}</title></rect>"
+@dataclass(frozen=True)
+class View:
+    """What the operator asked to see: the timeline window, the stale threshold (seconds)."""
+
+    now: datetime
+    window: float = 86400.0
+    window_raw: str = "24h"
+    stale_after: float = 86400.0
+    control: bool = False
+
+
+def _state(job: dict[str, Any]) -> str:
+    """``waiting``, ``running stage 4 of 12 (virtual-machines)``, ``paused``, ``stopping``."""
+    current = job.get("current")
+    if job["state"] == "running" and current:
+        index, total, stage = current.get("stage_index"), current.get("stages_total"), current.get("stage")
+        if index and total:
+            return f"running stage {index} of {total}" + (f" ({stage})" if stage else "")
+        return "running"
+    return str(job["state"])
+
+
+def _fact(label: str, value: str, css: str = "") -> str:
+    return f'<dt>{escape(label)}</dt><dd class="{css}">{value}</dd>'
+
+
+def _outcome(run: dict[str, Any] | None) -> str:
+    if not run:
+        return "no run yet"
+    reason = f" — {escape(run['reason'])}" if run.get("reason") else ""
+    name = escape(run["outcome"])
+    return f'<span class="badge o-{name}">{mark(name)} {name}</span>{reason}'
+
+
+def _current(current: dict[str, Any] | None, view: View, tz: ZoneInfo) -> str:
+    """The run in flight: its id (whole on hover), since when, what started it."""
+    if not current:
+        return ""
+    start = parse_time(current.get("start"))
+    text = (
+        f'<code title="{escape(current["id"])}">{escape(current["id"][:8])}</code> since '
+        f"{when(start, tz)} ({relative(start, view.now)}), {escape(current.get('trigger') or 'scheduled')}"
+    )
+    return _fact("current run", text)
+
+
+def _facts(job: dict[str, Any], view: View, tz: ZoneInfo) -> str:
+    runs = job.get("runs", [])
+    fire, success = parse_time(job.get("next_fire")), parse_time(job.get("last_success"))
+    age = (view.now - success).total_seconds() if success else None
+    stale = (age is None and bool(runs)) or (age is not None and age > view.stale_after)
+    stale_note = f' <strong class="warn">older than {duration(view.stale_after)}</strong>' if stale else ""
+    success_text = f"{when(success, tz)} ({relative(success, view.now)})" if success else "never"
+    failures = int(job.get("consecutive_failures") or 0)
+    return "".join(
+        (
+            _current(job.get("current"), view, tz),
+            _fact("next fire", f"{when(fire, tz)} ({relative(fire, view.now)})" if fire else "—"),
+            _fact("last outcome", _outcome(runs[0] if runs else None)),
+            _fact("last success", escape(success_text) + stale_note, "stale" if stale else ""),
+            _fact("consecutive failures", str(failures), "warn" if failures else ""),
+            _fact("mode", escape(str(job.get("mode")))),
+            _fact("zone · invoke", escape(f"{job.get('zone')} · {job.get('invoke')}")),
+            _fact("target", f"<code>{escape(str(job.get('target')))}</code>"),
+        )
+    )
+
+
+def _controls(job: dict[str, Any], view: View) -> str:
+    """The run/pause buttons, drawn only when control is on; the script reveals and drives them."""
+    if not view.control:
+        return ""
+    name = escape(job["name"])
+    toggle = ("resume", "Resume") if job.get("paused") else ("pause", "Pause")
+    return (
+        f'<div class="controls" hidden data-job="{name}">'
+        f'<button type="button" data-action="run">Run now</button>'
+        f'<button type="button" data-action="{toggle[0]}">{toggle[1]}</button>'
+        '<span class="result" role="status"></span></div>'
+    )
+
+
+def _stages(job: dict[str, Any]) -> str:
+    """The last run's stages with durations and counts, the slowest marked in words too."""
+    last = next((run for run in job.get("runs", []) if run.get("stages")), None)
+    if not last:
+        return '<p class="muted">No stages reported yet.</p>'
+    stages = last["stages"]
+    slowest = max(stages, key=lambda s: s.get("duration_s") or 0.0)
+    longest = slowest.get("duration_s") or 0.0
+    rows = []
+    for stage in stages:
+        seconds = stage.get("duration_s") or 0.0
+        is_slow = stage is slowest and longest > 0
+        width = 100.0 * seconds / longest if longest else 0.0
+        figures = [f"{key} {stage[key]}" for key in FIGURES if stage.get(key) is not None]
+        rows.append(
+            f"<tr{' class=slowest' if is_slow else ''}><td class=num>{stage.get('index') or ''}</td>"
+            f"<td>{escape(str(stage.get('stage')))}{' <strong>slowest</strong>' if is_slow else ''}</td>"
+            f'<td class=num>{duration(seconds)}<span class="meter" style="width:{width:.0f}%"></span></td>'
+            f"<td>{', '.join(figures) or '—'}</td></tr>"
         )
     return (
-        f'<svg role="img" aria-label="run durations" width="{CHART_W}" height="{CHART_H + 16}" '
-        f'viewBox="0 0 {CHART_W} {CHART_H + 16}" xmlns="http://www.w3.org/2000/svg">'
-        + "".join(bars)
-        + f'<text x="0" y="{CHART_H + 13}" font-size="11" fill="#555">longest {longest:.1f} s</text></svg>'
+        f'<p class="muted">Run {escape(last["id"][:8])}, {len(stages)} stages.</p>'
+        '<div class="scroll"><table class="stages"><thead><tr><th class=num>#</th><th>stage</th>'
+        "<th class=num>duration</th><th>objects</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
-def _duration(run: dict[str, Any]) -> str:
-    """Seconds, or a dash for a run that was interrupted (its end is not known)."""
-    return "—" if run["duration_s"] is None else f"{run['duration_s']:.1f} s"
-
-
-def _short_id(run_id: str) -> str:
-    """The first block of the UUID, the whole id on hover."""
-    return f'<code title="{escape(run_id)}">{escape(run_id[:8])}</code>'
-
-
-def _when(stamp: str | None) -> str:
-    """``2026-11-29 21:27:06`` from an ISO time (the offset is the configured zone's)."""
-    return escape(stamp[:19].replace("T", " ")) if stamp else "—"
-
-
-def _rows(runs: list[dict[str, Any]]) -> str:
-    rows = []
-    for run in runs:
-        counts = ", ".join(f"{k} {v}" for k, v in run["counts"].items())
-        colour = COLOURS.get(run["outcome"], "#555")
-        rows.append(
-            f"<tr><td>{_short_id(run['id'])}</td><td>{_when(run['start'])}</td>"
-            f"<td>{_duration(run)}</td>"
-            f'<td><span class="dot" style="background:{colour}"></span>{escape(run["outcome"])}</td>'
-            f"<td>{escape(run['reason'] or '')}</td><td>{escape(counts)}</td></tr>"
-        )
-    return "".join(rows)
-
-
-def _card(job: dict[str, Any]) -> str:
-    """One job: what it is doing, its facts, its chart and its recent runs."""
-    current = job.get("current")
-    now_line = (
-        f"run {_short_id(current['id'])} since {_when(current['start'])}"
-        + (f", stage {escape(str(current['stage']))}" if current.get("stage") else "")
-        if current
-        else f"next fire {_when(job.get('next_fire'))}"
+def _runs_table(job: dict[str, Any], tz: ZoneInfo) -> str:
+    rows = "".join(
+        f'<tr><td><code title="{escape(run["id"])}">{escape(run["id"][:8])}</code></td>'
+        f"<td>{when(parse_time(run.get('start')), tz)}</td>"
+        f"<td class=num>{duration(run.get('duration_s'))}</td>"
+        f"<td>{_outcome(run)}</td><td>{escape(run.get('trigger') or 'scheduled')}</td></tr>"
+        for run in job.get("runs", [])[:20]
     )
-    facts = "".join(
-        f"<dt>{escape(label)}</dt><dd>{escape(str(job.get(key) or '—'))}</dd>"
-        for label, key in (
-            ("mode", "mode"),
-            ("zone", "zone"),
-            ("invoke", "invoke"),
-            ("target", "target"),
-            ("last success", "last_success"),
-            ("failures in a row", "consecutive_failures"),
-        )
+    return (
+        '<details><summary>Last runs (table)</summary><div class="scroll"><table><thead><tr><th>run</th>'
+        "<th>start</th><th class=num>duration</th><th>outcome and reason</th><th>trigger</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div></details>"
     )
-    runs = job.get("runs", [])
-    return f"""<section class="card"><h2>{escape(str(job.get("name", "")))}</h2>
-<p><strong>{escape(str(job.get("state", "")))}</strong>: {now_line}</p>
-<dl>{facts}</dl>
-<h3>Recent runs</h3>
-{_chart(runs)}
-<table><thead><tr><th>run</th><th>start</th><th>duration</th><th>outcome</th><th>reason</th><th>counts</th>
-</tr></thead><tbody>{_rows(runs)}</tbody></table></section>"""
 
 
-def render(status: dict[str, Any], refresh_seconds: int = 10) -> str:
-    cards = "".join(_card(job) for job in status.get("jobs", []))
+def _card(job: dict[str, Any], view: View) -> str:
+    tz = zone(job.get("zone"))
+    name = escape(job["name"])
+    state = _state(job)
+    return (
+        f'<section class="card" id="job-{name}" data-job="{name}"><header><h2>{name}</h2>'
+        f'<span class="state s-{escape(job["state"])}">{escape(state)}</span></header>'
+        f"{_controls(job, view)}<dl>{_facts(job, view, tz)}</dl>"
+        f"<h3>Timeline</h3>{timeline(job, view.now, view.window, tz)}"
+        '<p class="detail muted" aria-live="polite"></p>'
+        f"<h3>Stages of the last run</h3>{_stages(job)}"
+        f"<h3>Objects over time</h3>{counts_chart(job, view.now, view.window)}"
+        f"{_runs_table(job, tz)}</section>"
+    )
+
+
+def _window_form(view: View) -> str:
+    options = "".join(
+        f'<option value="{value}"{" selected" if value == view.window_raw else ""}>{label}</option>'
+        for value, label in WINDOWS
+    )
+    if view.window_raw not in {value for value, _ in WINDOWS}:
+        options += f'<option value="{escape(view.window_raw)}" selected>{escape(view.window_raw)}</option>'
+    return (
+        '<form method="get" class="window"><label>Timeline window <select name="window">'
+        f'{options}</select></label> <button type="submit">Show</button>'
+        f'<input type="hidden" name="stale" value="{view.stale_after:g}"></form>'
+    )
+
+
+def _token_form() -> str:
+    return (
+        '<form id="token-form" hidden><label>Control token <input type="password" name="token" '
+        'autocomplete="off" required></label> <button type="submit">Use token</button>'
+        ' <span class="muted">kept for this browser tab only</span></form>'
+    )
+
+
+def render(status: dict[str, Any], view: View) -> str:
+    """The whole page; ``status`` is a /status snapshot (several jobs, or the one of today)."""
+    jobs = status.get("jobs") or []
+    cards = "".join(_card(job, view) for job in jobs) or '<p class="muted">No jobs configured.</p>'
+    stamp = when(view.now, zone(jobs[0].get("zone") if jobs else None))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="{refresh_seconds}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <title>proxbox-scheduler</title>
-<style>
-body{{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:70em}}
-dl{{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}} dt{{color:#666}} dd{{margin:0}}
-table{{border-collapse:collapse;width:100%}}
-td,th{{text-align:left;padding:.3em .6em;border-bottom:1px solid #ddd}}
-.card{{border:1px solid #ddd;border-radius:6px;padding:0 1em 1em;margin:1em 0}}
-.dot{{display:inline-block;width:.7em;height:.7em;border-radius:50%;margin-right:.4em}} .muted{{color:#888}}
-</style></head><body>
-<h1>proxbox-scheduler</h1>
-<p class="muted">version {escape(str(status.get("version") or "—"))}</p>
-{cards}
-<p class="muted"><a href="/status">/status</a> · <a href="/metrics">/metrics</a> ·
-<a href="/livez">/livez</a> · <a href="/readyz">/readyz</a></p>
+<style>{CSS}</style></head>
+<body data-control="{"on" if view.control else "off"}">
+<header class="top"><h1>proxbox-scheduler <small>{escape(str(status.get("version", "")))}</small></h1>
+{_window_form(view)}{_token_form() if view.control else ""}</header>
+<main id="main">{cards}
+<p class="muted updated">Shown {escape(stamp)}.</p></main>
+<footer class="muted"><a href="/status">/status</a> · <a href="/openapi.json">/openapi.json</a> ·
+<a href="/metrics">/metrics</a> · <a href="/livez">/livez</a> · <a href="/readyz">/readyz</a></footer>
+<script src="/page.js" defer></script>
 </body></html>
 """

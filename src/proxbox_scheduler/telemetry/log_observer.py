@@ -1,4 +1,4 @@
-"""The loop's life in the log: waits, run starts and ends, skips."""
+"""The loop's life in the log: waits, run starts (and what started them) and ends, skips, pauses."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class LogObserver(Observer):
     def __init__(self, mode: str, job: str = "default") -> None:
         self.log = RunLogAdapter(logging.getLogger("proxbox_scheduler.loop"), {"job": job})
         self.mode = mode
+        self._trigger = "scheduled"
 
     def on_waiting(self, next_fire: datetime, seconds: float) -> None:
         self.log.info(
@@ -29,8 +30,15 @@ class LogObserver(Observer):
             extra={"next_fire": _shown(next_fire), "wait_s": round(seconds, 3)},
         )
 
+    def on_run_trigger(self, run_id: str, trigger: str) -> None:
+        self._trigger = trigger
+
     def on_run_start(self, run_id: str, started: datetime) -> None:
-        self.log.info("run started", extra={"run_id": run_id, "mode": self.mode})
+        self.log.info("run started", extra={"run_id": run_id, "mode": self.mode, "trigger": self._trigger})
+        self._trigger = "scheduled"
+
+    def on_paused(self, paused: bool) -> None:
+        self.log.info("job paused: fires are skipped until resumed" if paused else "job resumed")
 
     def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
         fields: dict[str, Any] = {
