@@ -12,15 +12,9 @@ import dataclasses
 from collections.abc import Mapping
 
 from proxbox_scheduler.core.outcome import Outcome
+from proxbox_scheduler.state.base import history_counts
 
 Counts = Mapping[str, int]
-
-
-def _counts(outcome: Outcome) -> dict[str, int]:
-    raw = outcome.details.get("counts")
-    if not isinstance(raw, Mapping):
-        return {}
-    return {k: v for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def judge_counts(outcome: Outcome, last: Counts | None) -> tuple[Outcome, Counts | None]:
@@ -28,7 +22,7 @@ def judge_counts(outcome: Outcome, last: Counts | None) -> tuple[Outcome, Counts
 
     Runs without counts (the exec invoke, failures, skips) change nothing.
     """
-    counts = _counts(outcome) if outcome.ok else {}
+    counts = history_counts(outcome.details.get("counts")) if outcome.ok else {}
     if not counts:
         return outcome, last
     if any(counts.values()):

@@ -12,7 +12,6 @@ import contextlib
 import functools
 import logging
 import random
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,15 +24,14 @@ from proxbox_scheduler.core.judge import Counts, judge_counts
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
 from proxbox_scheduler.core.schedule import Mode, ModeKind, cron_fires, missed_fires, plan_interval
-from proxbox_scheduler.core.trigger import RunContext, RunLogAdapter, Trigger
+from proxbox_scheduler.core.trigger import RunContext, RunLogAdapter, Trigger, new_run_id
 from proxbox_scheduler.state.base import (
-    MAX_COUNTS,
-    MAX_NAME,
     Counters,
     JobState,
     RunStart,
     StateError,
     StateStore,
+    history_counts,
 )
 
 log = logging.getLogger("proxbox_scheduler.loop")
@@ -92,11 +90,6 @@ class Fire:
     jittered: bool = True
     slot: datetime | None = None
     kind: str = "scheduled"
-
-
-def new_run_id() -> str:
-    """A UUID, as healthchecks.io expects for its rid parameter."""
-    return str(uuid.uuid4())
 
 
 class Scheduler:
@@ -275,7 +268,11 @@ class Scheduler:
         self._count(outcome)
         wait = self._wait_after(outcome) if owes_pause else 0.0
         record = start.finish(
-            self.clock.now(), duration, outcome.label.value, outcome.reason, _counts(outcome)
+            self.clock.now(),
+            duration,
+            outcome.label.value,
+            outcome.reason,
+            history_counts(outcome.details.get("counts")),
         )
         counters = Counters(min(self._failures, 2**31 - 1), min(self._auth_streak, 2**31 - 1))
         await self._persist(lambda store: store.run_finished(record, counters))
@@ -496,12 +493,3 @@ class Scheduler:
             self.observer.on_skip("backoff", backoff, "cron fires fell inside the wait after a failure")
         self._last_fire = fire
         return Fire(at_wall=fire, slot=fire)
-
-
-def _counts(outcome: Outcome) -> dict[str, int]:
-    """The run's object counts as the history keeps them (whole numbers, bounded names and number)."""
-    counts = outcome.details.get("counts") or {}
-    kept = {
-        k: v for k, v in counts.items() if isinstance(k, str) and 0 < len(k) <= MAX_NAME and type(v) is int
-    }
-    return dict(list(kept.items())[:MAX_COUNTS])

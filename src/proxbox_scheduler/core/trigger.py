@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +13,11 @@ from proxbox_scheduler.core.outcome import Outcome, Progress
 
 ProgressSink = Callable[[Progress], None]
 """Called as a run advances, e.g. with Progress(STAGE_STARTED, stage="devices")."""
+
+
+def new_run_id() -> str:
+    """A UUID, as healthchecks.io expects for its rid parameter."""
+    return str(uuid.uuid4())
 
 
 def _ignore_progress(progress: Progress) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +30,20 @@ DEFAULT_MAX_AGE = dt.timedelta(days=90)
 """... and none that started longer ago than this."""
 DEFAULT_RECENT = 50
 """Runs a ``JobState`` carries unless asked for another number."""
+
+
+def _countable(name: object, value: object) -> bool:
+    return isinstance(name, str) and 0 < len(name) <= MAX_NAME and type(value) is int
+
+
+def history_counts(counts: object) -> dict[str, int]:
+    """A run's object counts as history keeps them: whole numbers under bounded names, at most MAX_COUNTS."""
+    if not isinstance(counts, Mapping):
+        return {}
+    kept = {
+        k: v for k, v in counts.items() if isinstance(k, str) and 0 < len(k) <= MAX_NAME and type(v) is int
+    }
+    return dict(list(kept.items())[:MAX_COUNTS])
 
 
 class StateError(Exception):
