@@ -89,7 +89,8 @@ class Config:
     def loop_settings(self, name: str | None = None) -> LoopSettings:
         """The loop's view of one job (the first by default)."""
         job = self.job(name)
-        return job.loop_settings(self.shutdown_grace, _blame(self.config_file, job.name)("run_timeout"))
+        timeout_name = _blame(self.config_file, job.name)("run_timeout")
+        return job.loop_settings(self.shutdown_grace, timeout_name, self.replica)
 
     def public(self) -> dict[str, Any]:
         """The effective configuration with secrets redacted, for the startup log line."""

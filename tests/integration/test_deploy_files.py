@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from proxbox_scheduler import cli, config
-from proxbox_scheduler.config import BY_NAME
+from proxbox_scheduler.config import BY_NAME, load
 from proxbox_scheduler.core.schedule import parse_mode
 from proxbox_scheduler.ops import healthcheck as health
 
@@ -562,3 +562,22 @@ def test_the_state_file_lives_on_a_volume_where_the_scheduler_runs_for_long() ->
 
 def test_the_cronjob_keeps_no_state_between_its_pods() -> None:
     assert k8s_env(load_yaml(CRONJOB))["PROXBOX_SCHEDULER_STATE_PATH"] == "memory"
+
+
+def test_the_job_file_configmap_is_mounted_and_loads(tmp_path: Path) -> None:
+    """The ConfigMap's jobs.toml is a valid job file whose key file is the Secret's mount."""
+    configmap = load_yaml(K8S / "jobs.configmap.yaml")
+    deployment = load_yaml(DEPLOYMENT)
+    by_mount = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    assert volumes[by_mount["/etc/proxbox-scheduler"]]["configMap"]["name"] == configmap["metadata"]["name"]
+    secret_dir = next(path for path, name in by_mount.items() if "secret" in volumes[name])
+    text = configmap["data"]["jobs.toml"]
+    assert f'key_file = "{secret_dir}/api-key"' in text
+    key = tmp_path / "api-key"
+    key.write_text("k8s-example-key-0123456789")
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(text.replace(f"{secret_dir}/api-key", str(key)))
+    loaded = load({**k8s_env(deployment), "PROXBOX_SCHEDULER_CONFIG": str(jobs), "PROXBOX_API_KEY_FILE": ""})
+    assert [job.name for job in loaded.jobs] == ["full", "vms"]
+    assert loaded.job("vms").sync_params == (("endpoint_ids", "1,2"),) and loaded.job("full").api_key

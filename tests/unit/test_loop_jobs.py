@@ -89,6 +89,20 @@ def restarted(
     return job, recorder, clock
 
 
+def test_the_history_names_the_replica_that_ran_each_run() -> None:
+    clock = FakeClock()
+
+    async def main() -> JobState:
+        store = MemoryStore(now=clock.now)
+        await store.open()
+        sched, _ = scheduler(Job(clock, runs=2, store=store), HOURLY, store=store, replica="pod-a")
+        await sched.run_forever()
+        return await store.load("default")
+
+    state = run_virtual(main())
+    assert [run.replica for run in state.runs] == ["pod-a", "pod-a"]
+
+
 def test_latest_runs_the_newest_missed_fire_once_at_start() -> None:
     # last slot 07:00, now 10:00: 08:00, 09:00, 10:00 missed; 10:00 is 0 s old -> run now
     job, recorder, clock = restarted(HOURLY, 3 * 3600, runs=2, catchup="latest", starting_deadline=600)

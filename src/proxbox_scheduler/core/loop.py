@@ -56,7 +56,8 @@ class LoopSettings:
     """The part of one job's configuration the loop reads (built by ``Config.loop_settings``).
 
     ``timeout_name`` is the setting that holds ``run_timeout``, named in the reason
-    of a run that exceeded it, with ``unfinished`` saying what was left undone.
+    of a run that exceeded it, with ``unfinished`` saying what was left undone; ``replica``
+    names this process in the run history.
     ``catchup`` (``skip`` or ``latest``) and ``starting_deadline`` decide what happens
     at start to fires missed while down.
     """
@@ -71,6 +72,7 @@ class LoopSettings:
     run_on_start: bool
     timeout_name: str
     unfinished: str
+    replica: str
     job: str
     catchup: str
     starting_deadline: float
@@ -257,7 +259,7 @@ class Scheduler:
             job=job,
             slot=fire.slot,
         )
-        start = RunStart(run_id, job, self.clock.now(), fire.kind, fire.slot)
+        start = RunStart(run_id, job, self.clock.now(), fire.kind, fire.slot, self.settings.replica)
         await self._persist(lambda store: store.run_started(start))
         self.observer.on_run_trigger(run_id, fire.kind)
         self.observer.on_run_start(run_id, start.started)
