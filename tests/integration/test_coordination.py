@@ -127,7 +127,7 @@ def test_a_term_that_ends_during_a_run_cancels_it(make: Any) -> None:
 def test_an_unreachable_store_means_skips_and_not_ready() -> None:
     async def scenario() -> None:
         store = RedisStore("redis://127.0.0.1:1/0", timeout_s=0.5)
-        coordinator = Coordinator(store, replica="a", ttl=3)
+        coordinator = Coordinator(store, replica="a", ttl=3, clock=Clock())
         await coordinator._tick()
         assert coordinator.ready() == (False, "state store redis://127.0.0.1:1/0 is unreachable")
         outcome = await CoordinatedTrigger(Forever(), coordinator).run(ctx())

@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "proxbox_scheduler"
 LAYERS = {
     "redact": 0,
     "signals": 0,
-    "core": 1,
+    "core": 2,
     "state": 1,
     "proxbox": 2,
     "telemetry": 2,

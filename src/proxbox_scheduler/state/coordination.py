@@ -27,10 +27,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from proxbox_scheduler.core.clock import Clock
-
 from .base import StateError
 from .shared import AbandonedClaim, Claim, ClaimStatus, SharedStore, slot_key
+
+
+class Clock(Protocol):
+    """The part of the core's clock a coordinator uses (injected, so state imports nothing above it)."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float, wake: asyncio.Event) -> bool: ...
+
 
 log = logging.getLogger("proxbox_scheduler.replicas")
 DEFAULT_LEASE_SECONDS = 15.0
@@ -89,15 +96,15 @@ class Coordinator:
         store: SharedStore,
         *,
         replica: str,
+        clock: Clock,
         ttl: float = DEFAULT_LEASE_SECONDS,
-        clock: Clock | None = None,
         events: CoordinationEvents | None = None,
     ) -> None:
         self.store = store
         self.replica = replica
         self.holder = _holder(replica)
         self.ttl = ttl
-        self.clock = clock or Clock()
+        self.clock = clock
         self.events: CoordinationEvents = events or _Quiet()
         self.term: Term | None = None
         self.store_up: bool | None = None
