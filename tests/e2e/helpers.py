@@ -12,23 +12,11 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import Stack
+from tests.support.captures import captured_stages
 
-# The order in which proxbox-api 0.0.30 runs the stages of GET /full-update/stream (observed;
-# its opening `discovery` event lists them in another order).
-STAGES = (
-    "devices",
-    "storage",
-    "virtual-machines",
-    "virtual-disks",
-    "task-history",
-    "backups",
-    "snapshots",
-    "node-interfaces",
-    "vm-interfaces",
-    "vm-ip-addresses",
-    "replications",
-    "backup-routines",
-)
+STAGES = tuple(captured_stages())
+"""The order in which proxbox-api runs the stages of a full update, read from the real capture
+(its opening `discovery` event lists them in another order)."""
 WRONG_KEY_PATHS = ("/sync/active", "/full-update/stream")
 
 
