@@ -293,6 +293,7 @@ def child_env(**variables: str) -> dict[str, str]:
         PROXBOX_SCHEDULER_LOG_LEVEL="INFO",
         PROXBOX_SCHEDULER_HTTP_HOST="127.0.0.1",
         PROXBOX_SCHEDULER_HTTP_PORT="0",
+        PROXBOX_SCHEDULER_STATE_PATH="memory",  # a benchmark leaves nothing in $HOME
     )
     env.update(variables)
     return env

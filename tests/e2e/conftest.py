@@ -222,6 +222,7 @@ def scheduler_env(stack: Stack, **overrides: str) -> dict[str, str]:
         PROXBOX_SCHEDULER_HTTP_PORT="0",
         PROXBOX_SCHEDULER_LOG_JSON="true",
         PROXBOX_SCHEDULER_LOG_LEVEL="INFO",
+        PROXBOX_SCHEDULER_STATE_PATH="memory",  # each case starts from a clean slate, nothing in $HOME
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)
