@@ -45,6 +45,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: Emulator
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a scheduler stopping mid-request) is no error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6

@@ -90,7 +90,15 @@ class Config:
         """The loop's view of one job (the first by default)."""
         job = self.job(name)
         timeout_name = _blame(self.config_file, job.name)("run_timeout")
-        return job.loop_settings(self.shutdown_grace, timeout_name, self.replica)
+        return job.loop_settings(self.shutdown_grace, timeout_name, self.replica, self._phase(job))
+
+    def _phase(self, job: JobConfig) -> float:
+        """Interval jobs spread their grids over one interval (the first starts at once), so that
+        many jobs of one process do not all fire in the same instant."""
+        spread = [j.name for j in self.jobs if j.mode.kind is ModeKind.INTERVAL]
+        if job.name not in spread:
+            return 0.0
+        return spread.index(job.name) * job.mode.interval / len(spread)
 
     def public(self) -> dict[str, Any]:
         """The effective configuration with secrets redacted, for the startup log line."""

@@ -81,7 +81,9 @@ class JobConfig:
             found + url_secrets(self.api_url) + url_secrets(self.ping_url) + param_secrets(self.sync_params)
         )
 
-    def loop_settings(self, shutdown_grace: float, timeout_name: str, replica: str) -> LoopSettings:
+    def loop_settings(
+        self, shutdown_grace: float, timeout_name: str, replica: str, phase: float = 0.0
+    ) -> LoopSettings:
         """The loop's view of this job; ``timeout_name`` is the setting that holds ``run_timeout``,
         ``replica`` the name the run history records for this process."""
         return LoopSettings(
@@ -95,6 +97,7 @@ class JobConfig:
             run_on_start=self.run_on_start,
             timeout_name=timeout_name,
             replica=replica,
+            phase=phase,
             unfinished=UNFINISHED[self.invoke],
             job=self.name,
             catchup=self.catchup,

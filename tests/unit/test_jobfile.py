@@ -163,3 +163,16 @@ def test_names_are_accepted_exactly_when_url_safe(tmp_path: Path, name: str) -> 
         assert "name" in str(exc) and "a-z, 0-9" in str(exc)
         return
     assert valid and config.jobs[0].name == name
+
+
+def test_interval_jobs_spread_their_grids_over_one_interval(tmp_path: Path) -> None:
+    """Many interval jobs of one process must not all fire in the same instant (bench_jobs)."""
+    jobs = "".join(f'[[jobs]]\nname = "j{k}"\nmode = "interval=60"\n' for k in range(4))
+    path = tmp_path / "jobs.toml"
+    path.write_text(
+        'state_path = "memory"\n' + jobs + '[[jobs]]\nname = "nightly"\nmode = "cron=0 2 * * *"\n'
+    )
+    config = load({"PROXBOX_SCHEDULER_CONFIG": str(path), "PROXBOX_API_URL": "http://h:1"})
+    assert [config.loop_settings(f"j{k}").phase for k in range(4)] == [0.0, 15.0, 30.0, 45.0]
+    assert config.loop_settings("nightly").phase == 0.0
+    assert load({}).loop_settings().phase == 0.0  # one job: the first run is one interval after start

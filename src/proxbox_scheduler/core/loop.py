@@ -57,7 +57,8 @@ class LoopSettings:
 
     ``timeout_name`` is the setting that holds ``run_timeout``, named in the reason
     of a run that exceeded it, with ``unfinished`` saying what was left undone; ``replica``
-    names this process in the run history.
+    names this process in the run history; ``phase`` offsets an interval grid from the start
+    (jobs of one process spread their fires instead of all firing at once).
     ``catchup`` (``skip`` or ``latest``) and ``starting_deadline`` decide what happens
     at start to fires missed while down.
     """
@@ -73,6 +74,7 @@ class LoopSettings:
     timeout_name: str
     unfinished: str
     replica: str
+    phase: float
     job: str
     catchup: str
     starting_deadline: float
@@ -187,7 +189,7 @@ class Scheduler:
         if self._paused_at_start:  # a pause persisted by an earlier process holds across the restart
             self.pause()
         now_mono, now_wall = self.clock.monotonic(), self.clock.now()
-        self._origin, self._index = now_mono, 0
+        self._origin, self._index = now_mono + self.settings.phase, 0
         # a slot a previous process already started is never run again (clock set back meanwhile)
         self._last_fire = max(now_wall, self._last_slot) if self._last_slot else now_wall
         missed = self._catch_up(now_wall)
