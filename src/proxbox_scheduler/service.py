@@ -250,12 +250,12 @@ class Service:
         ops = None
         try:
             await self._open_store(lenient=not serve_http)
-            ops = self._start_ops_server(loop) if serve_http else None
             locks: dict[str, TargetLock] = {}
-            for job in jobs:
+            for job in jobs:  # telemetry restored before anyone can ask the ops server
                 lock = locks.setdefault(job.lock, TargetLock(job.lock))
                 self.schedulers.append(await self._scheduler(job, lock, shown_mode))
                 self.by_name[job.name] = self.schedulers[-1]
+            ops = self._start_ops_server(loop) if serve_http else None
             self.status.loop_probe = self._loop_probe(loop)
             yield
         finally:
