@@ -107,23 +107,22 @@ def _spawn_postgres(lay: Layout, argv: list[str]) -> None:
     procs.pid_file(lay, SERVICE).write_text(f"{proc.pid} {argv[0]}\n")
 
 
+def _client(tool: str, port: int) -> list[str]:
+    """A client tool's command line up to its own options: this cluster, as the superuser."""
+    return [_tool(tool), "-h", HOST, "-p", str(port), "-U", "postgres"]
+
+
 def _ready(port: int) -> bool:
-    probe = [_tool("pg_isready"), "-h", HOST, "-p", str(port), "-U", "postgres", "-q"]
+    probe = [*_client("pg_isready", port), "-q"]
     return subprocess.run(probe, capture_output=True).returncode == 0
 
 
 def psql(lay: Layout, port: int, sql: str, db: str = "postgres") -> str:
     argv = [
-        _tool("psql"),
+        *_client("psql", port),
         "-X",
         "-q",
         "-tA",
-        "-h",
-        HOST,
-        "-p",
-        str(port),
-        "-U",
-        "postgres",
         "-d",
         db,
         "-v",
@@ -144,13 +143,7 @@ def create_db(lay: Layout, port: int) -> None:
 def restore(lay: Layout, port: int, dump: Path) -> None:
     create_db(lay, port)
     argv = [
-        _tool("pg_restore"),
-        "-h",
-        HOST,
-        "-p",
-        str(port),
-        "-U",
-        "postgres",
+        *_client("pg_restore", port),
         "-d",
         DB,
         "--no-owner",
@@ -166,7 +159,7 @@ def save_template(lay: Layout, port: int, dump: Path) -> None:
     """pg_dump the freshly migrated database; written aside and renamed so a crash leaves none."""
     dump.parent.mkdir(parents=True, exist_ok=True)
     partial = dump.with_suffix(".partial")
-    argv = [_tool("pg_dump"), "-h", HOST, "-p", str(port), "-U", "postgres", "-Fc", "-f", str(partial), DB]
+    argv = [*_client("pg_dump", port), "-Fc", "-f", str(partial), DB]
     procs.run_logged(argv, lay.log("pg_dump"), "postgres (dump of the migrated template)")
     partial.rename(dump)
 
