@@ -40,9 +40,7 @@ def history_counts(counts: object) -> dict[str, int]:
     """A run's object counts as history keeps them: whole numbers under bounded names, at most MAX_COUNTS."""
     if not isinstance(counts, Mapping):
         return {}
-    kept = {
-        k: v for k, v in counts.items() if isinstance(k, str) and 0 < len(k) <= MAX_NAME and type(v) is int
-    }
+    kept = {k: v for k, v in counts.items() if _countable(k, v)}
     return dict(list(kept.items())[:MAX_COUNTS])
 
 

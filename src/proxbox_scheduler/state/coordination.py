@@ -257,8 +257,8 @@ class Coordinator:
             self.events.on_claim(status.value if status else "store_down")
             return Claim(status or ClaimStatus.NOT_LEADER, slot_key(job, slot)), None
         try:
-            budget = max(0.05, term.deadline - self.clock.monotonic())
-            found = await asyncio.wait_for(self.store.claim(job, slot, self.holder, term.epoch), budget)
+            claim = self.store.claim(job, slot, self.holder, term.epoch)
+            found = await asyncio.wait_for(claim, self._call_budget())
         except (StateError, TimeoutError) as exc:
             self._store_state(False, str(exc) or "the store did not answer in time")
             self.events.on_claim("store_down")

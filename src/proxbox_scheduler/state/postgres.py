@@ -105,11 +105,8 @@ RENEW = """UPDATE proxbox_leases SET expires_at = clock_timestamp() + %(ttl)s * 
 WHERE name = %(name)s AND holder = %(holder)s AND epoch = %(epoch)s AND expires_at > clock_timestamp()"""
 FENCE = """SELECT 1 FROM proxbox_leases WHERE name = %(name)s AND holder = %(holder)s AND epoch = %(epoch)s
 AND expires_at > clock_timestamp() FOR SHARE"""
-CLAIM_SLOT = """
-WITH fence AS (
-    SELECT 1 FROM proxbox_leases WHERE name = %(name)s AND holder = %(holder)s AND epoch = %(epoch)s
-    AND expires_at > clock_timestamp() FOR SHARE
-), won AS (
+CLAIM_SLOT = f"""
+WITH fence AS ({FENCE}), won AS (
     INSERT INTO proxbox_claims (key, holder, epoch, state)
     SELECT %(key)s, %(holder)s, %(epoch)s, 'running' FROM fence
     ON CONFLICT (key) DO NOTHING RETURNING key
@@ -122,10 +119,6 @@ NEXT_COUNTER = (
     "INSERT INTO proxbox_jobs (job, counter) VALUES (%s, 1)"
     " ON CONFLICT (job) DO UPDATE SET counter = proxbox_jobs.counter + 1 RETURNING counter"
 )
-
-
-def _us(when: dt.datetime | None) -> int | None:
-    return None if when is None else rows.to_us(when)
 
 
 class PostgresStore:
@@ -257,7 +250,7 @@ class PostgresStore:
                 if start.slot is not None:
                     await conn.execute(
                         "UPDATE proxbox_jobs SET last_slot_us = greatest(last_slot_us, %s) WHERE job = %s",
-                        (_us(start.slot), start.job),
+                        (rows.to_us(start.slot), start.job),
                     )
 
         await self._call(go)

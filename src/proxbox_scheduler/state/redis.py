@@ -185,14 +185,14 @@ class RedisStore:
         await self._finish(record, counters)
 
     async def _finish(self, record: RunRecord, counters: Counters | None) -> None:
-        """One script: history, counters (kept when None), last success, both prunes."""
+        """One script: history, counters (left as they are when None), last success, both prunes."""
         row = json.dumps(rows.run_to_row(record))
-        if counters is None:
-            head = await self.load(record.job, recent=0)
-            counters = head.counters
+        failures, streak = (
+            ("", "") if counters is None else (counters.consecutive_failures, counters.auth_streak)
+        )
         await self._run(
             "FINISH", record.job, record.run_id, _order(record.started), row,
-            counters.consecutive_failures, counters.auth_streak, "1" if record.ok else "0",
+            failures, streak, "1" if record.ok else "0",
             _order(self._cutoff()), self.bounds.max_runs,
         )  # fmt: skip
 

@@ -22,7 +22,7 @@ end
 redis.call('ZADD', runs, 0, member)
 redis.call('HSET', data, member, ARGV[5])
 redis.call('HSET', p .. 'runidx', run_id, job .. '\\n' .. member)
-redis.call('HSET', p .. 'job:' .. job, 'cf', ARGV[6], 'as', ARGV[7])
+if ARGV[6] ~= '' then redis.call('HSET', p .. 'job:' .. job, 'cf', ARGV[6], 'as', ARGV[7]) end
 if ARGV[8] == '1' then redis.call('HSET', p .. 'job:' .. job, 'success', ARGV[5]) end
 local old = redis.call('ZRANGEBYLEX', runs, '-', '(' .. ARGV[9])
 local excess = redis.call('ZCARD', runs) - #old - tonumber(ARGV[10])

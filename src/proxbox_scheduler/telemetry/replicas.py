@@ -53,7 +53,7 @@ class ReplicaTelemetry:
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {
             "replica": replica, "store": store, "store_up": None, "leading": False, "epoch": None,
-            "leader": None, "claims": dict.fromkeys(CLAIM_RESULTS, 0), "failovers": 0, "abandoned": [],
+            "leader": None, "claims": dict.fromkeys(CLAIM_RESULTS, 0), "failovers": 0,
         }  # fmt: skip
         self._abandoned: deque[dict[str, Any]] = deque(maxlen=ABANDONED_KEPT)
 
