@@ -26,6 +26,12 @@ class Seen(Observer):
     def on_run_end(self, run_id: str, outcome: Outcome, duration: float, next_wait: float) -> None:
         self.calls.append(("end", run_id))
 
+    def on_run_trigger(self, run_id: str, trigger: str) -> None:
+        self.calls.append(("trigger", trigger))
+
+    def on_paused(self, paused: bool) -> None:
+        self.calls.append(("paused", paused))
+
 
 def test_a_followers_skipped_fires_do_not_reach_the_wrapped_observer() -> None:
     coordinator = SimpleNamespace(term=None, active=True)
@@ -41,6 +47,17 @@ def test_a_followers_skipped_fires_do_not_reach_the_wrapped_observer() -> None:
     only.on_run_start("o1", T0)
     only.on_run_end("o1", Outcome.success(), 1.0, 0.0)
     assert seen.calls == [("start", "l1"), ("end", "l1"), ("start", "o1"), ("end", "o1")]
+
+
+def test_pauses_and_a_leaders_run_triggers_reach_the_wrapped_observer() -> None:
+    coordinator = SimpleNamespace(term=None, active=True)
+    seen = Seen()
+    only = LeaderOnly(seen, coordinator)  # type: ignore[arg-type]
+    only.on_paused(True)
+    only.on_run_trigger("f1", "scheduled")  # a follower's fire stays out
+    coordinator.term = object()
+    only.on_run_trigger("l1", "manual")
+    assert seen.calls == [("paused", True), ("trigger", "manual")]
 
 
 def test_coordinator_events_become_metrics_and_a_status_section() -> None:

@@ -104,7 +104,7 @@ class LeaderOnly(Observer):
         self.inner.on_waiting(next_fire, seconds)
 
     def on_run_start(self, run_id: str, started: datetime) -> None:
-        if self.coordinator.term is not None or not self.coordinator.active:
+        if self._leading():
             self._passed.add(run_id)
             self.inner.on_run_start(run_id, started)
 
@@ -117,6 +117,17 @@ class LeaderOnly(Observer):
         if run_id in self._passed or not follower_skip:
             self._passed.discard(run_id)
             self.inner.on_run_end(run_id, outcome, duration, next_wait)
+
+    def _leading(self) -> bool:
+        """A run begun now is this replica's: it leads, or no coordinator runs (`once`)."""
+        return self.coordinator.term is not None or not self.coordinator.active
+
+    def on_run_trigger(self, run_id: str, trigger: str) -> None:
+        if self._leading():  # told just before on_run_start
+            self.inner.on_run_trigger(run_id, trigger)
+
+    def on_paused(self, paused: bool) -> None:
+        self.inner.on_paused(paused)
 
     def on_skip(self, reason: str, count: int, detail: str) -> None:
         self.inner.on_skip(reason, count, detail)
