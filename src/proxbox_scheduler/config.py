@@ -24,15 +24,10 @@ from proxbox_scheduler.jobfile import blame, load_file
 from proxbox_scheduler.jobs import DEFAULT_JOB, JOB_ATTRS, JobConfig, job_config
 from proxbox_scheduler.netbox.settings import NetBoxSettings, check_netbox, netbox_warnings
 from proxbox_scheduler.parsers import ConfigError, read_token_file
-from proxbox_scheduler.redact import mask_params, redact_query, redact_url
-from proxbox_scheduler.variables import BY_ATTR, BY_NAME, VARIABLES, Variable, name_of
+from proxbox_scheduler.redact import mask_params, redact_url
+from proxbox_scheduler.variables import BY_ATTR, BY_NAME, VARIABLES, Variable, name_of, shown_raw
 
-PROCESS_ATTRS = frozenset(
-    {"log_level", "log_json", "shutdown_grace", "http_host", "http_port", "state_path", "config_file"}
-    | {"control_token_file", "stale_after"}
-    | {"netbox_url", "netbox_token", "netbox_token_file", "netbox_verify_ssl", "netbox_ca_bundle"}
-    | {"netbox_timeout", "netbox_unreachable", "state_url", "lease_seconds", "replica"}
-)
+PROCESS_ATTRS = frozenset(BY_ATTR) - JOB_ATTRS
 """Settings of the process; every other variable is a job setting (the default of every job)."""
 
 
@@ -129,15 +124,8 @@ def _read(var: Variable, env: Mapping[str, str]) -> Any:
     try:
         return var.parse(raw)
     except ValueError as exc:
-        shown = _shown_raw(var, raw)
+        shown = shown_raw(var, raw)
         raise ConfigError(var.name, shown, str(exc)) from None
-
-
-def _shown_raw(var: Variable, raw: str) -> str:
-    """A rejected value as the error line may show it."""
-    if var.secret:
-        return "<redacted>"
-    return redact_query(raw) if var.attr == "sync_params" else redact_url(raw)
 
 
 def read(attr: str, env: Mapping[str, str]) -> Any:

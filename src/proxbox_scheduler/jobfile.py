@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from proxbox_scheduler.crosscheck import Blame, resolve_key
 from proxbox_scheduler.jobs import JobConfig, job_config
 from proxbox_scheduler.parsers import ConfigError
-from proxbox_scheduler.variables import BY_ATTR, name_of
+from proxbox_scheduler.variables import BY_ATTR, name_of, shown_raw
 
 JOB_KEYS = {
     "mode": "mode",
@@ -55,14 +55,8 @@ TARGET_KEYS = {
     "ca_bundle": "ca_bundle",
     "verify_ssl": "verify_ssl",
 }
-PROCESS_KEYS = {
-    "state_path": "state_path",
-    "log_level": "log_level",
-    "log_json": "log_json",
-    "http_host": "http_host",
-    "http_port": "http_port",
-    "shutdown_grace": "shutdown_grace",
-}
+PROCESS_KEYS = ("state_path", "log_level", "log_json", "http_host", "http_port", "shutdown_grace")
+"""Process settings the file may set (by their attribute names)."""
 JOB_ONLY = ("name", "target", "lock")
 TOP_KEYS = ("defaults", "targets", "jobs", *PROCESS_KEYS)
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
@@ -78,9 +72,9 @@ def load_file(path: Path, values: dict[str, Any], env: Mapping[str, str]) -> tup
     """The file's jobs; ``values`` (parsed variables) are their base and take its process keys."""
     doc = _read_toml(path)
     _check_keys(doc, TOP_KEYS, f"{path}: top level")
-    for key, attr in PROCESS_KEYS.items():
-        if key in doc and name_of(attr) not in env:
-            values[attr] = _parse(attr, doc[key], f"{path}: {key}")
+    for attr in PROCESS_KEYS:
+        if attr in doc and name_of(attr) not in env:
+            values[attr] = _parse(attr, doc[attr], f"{path}: {attr}")
     defaults = _table(doc, "defaults", path)
     _check_keys(defaults, (*JOB_KEYS, "target", "lock"), f"{path}: [defaults]")
     targets = {name: _target(path, name, table) for name, table in _table(doc, "targets", path).items()}
@@ -176,8 +170,7 @@ def _parse(attr: str, value: Any, where: str) -> Any:
     try:
         return var.parse(_as_text(attr, value).strip())
     except ValueError as exc:
-        shown = "<redacted>" if var.secret else str(value)
-        raise ConfigError(where, shown, str(exc)) from None
+        raise ConfigError(where, shown_raw(var, str(value)), str(exc)) from None
 
 
 def _as_text(attr: str, value: Any) -> str:

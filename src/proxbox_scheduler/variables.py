@@ -33,6 +33,7 @@ from proxbox_scheduler.parsers import (
     parse_url,
     parse_zone,
 )
+from proxbox_scheduler.redact import redact_query, redact_url
 from proxbox_scheduler.state import parse_state_url
 
 
@@ -314,6 +315,14 @@ VARIABLES: tuple[Variable, ...] = (
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 BY_ATTR = {v.attr: v for v in VARIABLES}
+
+
+def shown_raw(var: Variable, raw: str) -> str:
+    """A rejected value as an error line may show it: secrets hidden, URL passwords and secret
+    query values masked (the same for a variable and a job file's key)."""
+    if var.secret:
+        return "<redacted>"
+    return redact_query(raw) if var.attr == "sync_params" else redact_url(raw)
 
 
 def name_of(attr: str) -> str:

@@ -176,3 +176,13 @@ def test_interval_jobs_spread_their_grids_over_one_interval(tmp_path: Path) -> N
     assert [config.loop_settings(f"j{k}").phase for k in range(4)] == [0.0, 15.0, 30.0, 45.0]
     assert config.loop_settings("nightly").phase == 0.0
     assert load({}).loop_settings().phase == 0.0  # one job: the first run is one interval after start
+
+
+def test_a_rejected_url_in_the_file_never_shows_its_password(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.toml"
+    target = '[targets.main]\nurl = "ftp://admin:S3cret-pw@h"\n'
+    path.write_text(target + '[[jobs]]\nname = "a"\ntarget = "main"\n')
+    with pytest.raises(ConfigError) as caught:
+        load({"PROXBOX_SCHEDULER_CONFIG": str(path)})
+    line = str(caught.value)
+    assert "url" in line and "S3cret-pw" not in line and "***" in line
