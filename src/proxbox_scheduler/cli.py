@@ -149,12 +149,11 @@ def _adopt_orphans(config: Config) -> None:
 
 def _pick_job(config: Config, name: str | None) -> str:
     """The job `once` runs: the named one, else `default`; ConfigError naming the jobs there are."""
-    names = [job.name for job in config.jobs]
-    wanted = name or DEFAULT_JOB
-    if wanted not in names:
-        accepted = "expected one of the configured jobs: " + ", ".join(names)
-        raise ConfigError("once JOB", name or "", accepted)
-    return wanted
+    try:
+        return config.job(name or DEFAULT_JOB).name
+    except KeyError:
+        accepted = "expected one of the configured jobs: " + ", ".join(job.name for job in config.jobs)
+        raise ConfigError("once JOB", name or "", accepted) from None
 
 
 def cmd_once(env: Mapping[str, str], name: str | None = None) -> int:

@@ -9,6 +9,7 @@ plus one field in ``Config``.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import shlex
 from collections.abc import Callable, Mapping
@@ -62,7 +63,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     control_token: str = field(default="", repr=False)
 
-    @property
+    @functools.cached_property
     def netbox(self) -> NetBoxSettings | None:
         """How to ask NetBox's Jobs API, or None while NetBox awareness is off."""
         return NetBoxSettings.of(self, name_of) if self.netbox_url else None

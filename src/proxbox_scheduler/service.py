@@ -75,12 +75,15 @@ class Service:
                 for j in config.jobs
             ],
         )
-        self.schedulers: list[Scheduler] = []
         self.replicas: Replicas | None = self._coordinate() if config.state_url else None
         """Issue 14: replicas share a store and one leads; see triggers/coordinated.py."""
         self.by_name: dict[str, Scheduler] = {}
-        """What control acts on: every job's scheduler once built (the ops server may start first)."""
+        """Every job's loop by name, in the order of the configuration (what control acts on)."""
         self._stopping = False
+
+    @property
+    def schedulers(self) -> list[Scheduler]:
+        return list(self.by_name.values())
 
     def _observer(self, job: JobConfig, shown_mode: str) -> Observer:
         """The job's telemetry: state first, then the log line, so whoever reads "run finished"
@@ -210,8 +213,7 @@ class Service:
 
         host, port = self.config.http_host, self.config.http_port
         token = self.config.control_token
-        names = [job.name for job in self.config.jobs]
-        control = Control(token, loop, self.by_name, names) if token else None
+        control = Control(token, loop, self.by_name) if token else None
         page = PageSettings(stale_after=self.config.stale_after)
         try:
             ops = OpsServer(host, port, self.status, self.metrics, control=control, page=page)
@@ -253,8 +255,7 @@ class Service:
             locks: dict[str, TargetLock] = {}
             for job in jobs:  # telemetry restored before anyone can ask the ops server
                 lock = locks.setdefault(job.lock, TargetLock(job.lock))
-                self.schedulers.append(await self._scheduler(job, lock, shown_mode))
-                self.by_name[job.name] = self.schedulers[-1]
+                self.by_name[job.name] = await self._scheduler(job, lock, shown_mode)
             ops = self._start_ops_server(loop) if serve_http else None
             self.status.loop_probe = self._loop_probe(loop)
             yield
