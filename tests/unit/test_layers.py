@@ -11,6 +11,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "proxbox_scheduler"
 LAYERS = {
     "redact": 0,
     "signals": 0,
+    "transport": 0,
     "core": 2,
     "state": 1,
     "proxbox": 2,

@@ -20,6 +20,7 @@ from proxbox_scheduler import __version__
 from proxbox_scheduler.netbox.jobs import JOBS_PATH, JobsAnswerError, NetBoxJob, jobs_query, parse_jobs
 from proxbox_scheduler.netbox.settings import NetBoxSettings
 from proxbox_scheduler.redact import redact_url
+from proxbox_scheduler.transport import causes, tls_verify
 
 BODY_LIMIT = 1024 * 1024
 """A page of 100 jobs is tens of kilobytes; more than this is not the Jobs API."""
@@ -67,13 +68,6 @@ class NetBoxClient:
             client, self._client, self._loop = self._client, None, None
             await client.aclose()
 
-    def _verify(self) -> ssl.SSLContext | bool:
-        if not self.settings.verify_ssl:
-            return False
-        if self.settings.ca_bundle is not None:
-            return ssl.create_default_context(cafile=str(self.settings.ca_bundle))
-        return True
-
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
@@ -85,7 +79,7 @@ class NetBoxClient:
                     "User-Agent": f"proxbox-scheduler/{__version__}",
                 },
                 timeout=httpx.Timeout(self.settings.timeout),
-                verify=self._verify(),
+                verify=tls_verify(self.settings.verify_ssl, self.settings.ca_bundle),
                 follow_redirects=False,
                 trust_env=False,
             )
@@ -124,15 +118,11 @@ class NetBoxClient:
     def _explain(self, exc: BaseException) -> str:
         if isinstance(exc, httpx.TimeoutException):
             return f"NetBox did not answer within {self.settings.timeout:g} s"
-        seen: list[BaseException] = []
-        cause: BaseException | None = exc
-        while cause is not None and cause not in seen:
-            seen.append(cause)
+        for cause in causes(exc):
             if isinstance(cause, ConnectionRefusedError):
                 return f"connection refused to {self._origin}"
             if isinstance(cause, socket.gaierror):
                 return f"cannot resolve the host of {self._origin}"
             if isinstance(cause, ssl.SSLCertVerificationError):
                 return f"TLS certificate verification failed for {self._origin}: {cause.verify_message}"
-            cause = cause.__cause__ or cause.__context__
         return f"cannot ask NetBox at {self._origin}: {type(exc).__name__}"

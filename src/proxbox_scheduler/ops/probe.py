@@ -7,7 +7,6 @@ URL or token shows up before the first scheduled run rather than at it.
 from __future__ import annotations
 
 import asyncio
-import ssl
 
 import httpx
 
@@ -19,6 +18,7 @@ from proxbox_scheduler.netbox.jobs import first_busy, first_recurring
 from proxbox_scheduler.proxbox.answers import probe_verdict
 from proxbox_scheduler.proxbox.protocol import ACTIVE_PATH, KEY_HEADER
 from proxbox_scheduler.redact import redact_url
+from proxbox_scheduler.transport import tls_verify
 from proxbox_scheduler.triggers.http import NAMES
 
 Line = tuple[bool, str]
@@ -49,9 +49,7 @@ async def probe_api(config: Config) -> Line:
         return True, f"proxbox-api: {name_of('api_url')} not set; not asked"
     names = NAMES
     url = config.api_url + ACTIVE_PATH
-    verify: ssl.SSLContext | bool = config.verify_ssl
-    if config.verify_ssl and config.ca_bundle is not None:
-        verify = ssl.create_default_context(cafile=str(config.ca_bundle))
+    verify = tls_verify(config.verify_ssl, config.ca_bundle)
     headers = {KEY_HEADER: config.api_key} if config.api_key else {}
     try:
         async with httpx.AsyncClient(

@@ -44,6 +44,9 @@ JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 MAX_BODY = 65536
 """Bytes of a request body read (and ignored): the control endpoints take none."""
+_OPENAPI_BODY = json.dumps(DOCUMENT, indent=1).encode()
+_SCRIPT_BODY = SCRIPT.encode()
+"""Bodies that never change, encoded once."""
 
 
 @dataclass(frozen=True)
@@ -144,10 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, "text/html; charset=utf-8", render(self.server.status.snapshot(), view).encode())
 
     def script(self, query: Query) -> None:
-        self._send(200, "text/javascript; charset=utf-8", SCRIPT.encode())
+        self._send(200, "text/javascript; charset=utf-8", _SCRIPT_BODY)
 
     def openapi(self, query: Query) -> None:
-        self._json(200, DOCUMENT)
+        self._send(200, JSON, _OPENAPI_BODY)
 
     # ------------------------------------------------------------ writing
 

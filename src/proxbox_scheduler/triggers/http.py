@@ -37,6 +37,7 @@ from proxbox_scheduler.proxbox.protocol import ACTIVE_PATH, EVENT_STREAM, KEY_HE
 from proxbox_scheduler.proxbox.sse import Event, EventTooLarge, SSEDecoder
 from proxbox_scheduler.proxbox.verdict import Milestone, StreamVerdict
 from proxbox_scheduler.redact import Scrubber, redact_url
+from proxbox_scheduler.transport import causes
 
 NAMES = SettingNames(
     url=name_of("api_url"),
@@ -87,6 +88,7 @@ class HttpTrigger:
         self._tls_stamp: tuple[int, int, int] | None = None
         self._key = config.api_key
         self.scrub = Scrubber(config.secrets())
+        self._shown_url = (config.api_url, redact_url(config.api_url))
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._client_verify: ssl.SSLContext | bool | None = None
@@ -288,7 +290,7 @@ class HttpTrigger:
             return f"idle timeout: no data from proxbox-api for {cfg.idle_timeout:g} s"
         if isinstance(exc, httpx.TimeoutException):
             return f"timed out sending the request to {self._origin}"
-        for cause in _causes(exc):
+        for cause in causes(exc):
             if isinstance(cause, ssl.SSLCertVerificationError):
                 why = cause.verify_message or cause.reason or "untrusted certificate"
                 return f"TLS certificate verification failed for {self._host}: {why}"
@@ -311,22 +313,12 @@ class HttpTrigger:
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: no key, no URL credentials and no secret parameter in anything we show."""
-        url = self._config.api_url or ""
-        return self.scrub(text.replace(url, redact_url(url)))
+        url, shown = self._shown_url
+        return self.scrub(text.replace(url, shown))
 
     def _scrubbed(self, outcome: Outcome) -> Outcome:
         details = {k: self._scrub(v) if isinstance(v, str) else v for k, v in outcome.details.items()}
         return dataclasses.replace(outcome, reason=self._scrub(outcome.reason), details=details)
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it was raised from, innermost last (httpx wraps the OS error)."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def _content_encoding(response: httpx.Response) -> str:

@@ -67,15 +67,19 @@ def _table() -> dict[int, tuple[int, str]]:
     return table
 
 
-def children(pid: int | None = None) -> set[int]:
+Table = dict[int, tuple[int, str]]
+"""pid -> (parent pid, state), one look at /proc."""
+
+
+def children(pid: int | None = None, table: Table | None = None) -> set[int]:
     """The direct children of ``pid`` (default: this process)."""
     parent = os.getpid() if pid is None else pid
-    return {child for child, (ppid, _) in _table().items() if ppid == parent}
+    return {child for child, (ppid, _) in (_table() if table is None else table).items() if ppid == parent}
 
 
-def descendants(roots: Iterable[int]) -> set[int]:
+def descendants(roots: Iterable[int], table: Table | None = None) -> set[int]:
     """``roots`` that still exist and everything below them."""
-    table = _table()
+    table = _table() if table is None else table
     below: dict[int, list[int]] = {}
     for child, (ppid, _) in table.items():
         below.setdefault(ppid, []).append(child)
@@ -120,8 +124,9 @@ async def stop_leftovers(before: set[int], exclude: int) -> set[int]:
 
     SIGTERM, then SIGKILL after LEFTOVER_TERM_SECONDS; returns the pids it signalled.
     """
-    roots = children() - before - {exclude}
-    targets = _living(descendants(roots))
+    table = _table()  # one look at /proc for both questions
+    roots = children(table=table) - before - {exclude}
+    targets = _living(descendants(roots, table))
     if not targets:
         reap(roots)
         return set()
