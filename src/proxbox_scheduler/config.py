@@ -85,8 +85,12 @@ class Config:
     def loop_settings(self, name: str | None = None) -> LoopSettings:
         """The loop's view of one job (the first by default)."""
         job = self.job(name)
-        timeout_name = _blame(self.config_file, job.name)("run_timeout")
+        timeout_name = self.names(job.name)("run_timeout")
         return job.loop_settings(self.shutdown_grace, timeout_name, self.replica, self._phase(job))
+
+    def names(self, name: str | None = None) -> Callable[[str], str]:
+        """How messages about one job name its settings: the variables, or the file's job and target."""
+        return _names(self.config_file, self.job(name))
 
     def _phase(self, job: JobConfig) -> float:
         """Interval jobs spread their grids over one interval (the first starts at once), so that
@@ -183,25 +187,25 @@ def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = Non
     resolve_secret_file(values, "netbox_token", "netbox_token_file", "the NetBox token", name_of)
     check_netbox(values, env, name_of, ConfigError)
     warnings += netbox_warnings(values, name_of)
+    resolve_key(values, name_of)  # the variables' target: the default job's, or a file job's without one
     if values["config_file"] is None:
-        resolve_key(values, name_of)
         jobs: tuple[JobConfig, ...] = (job_config(DEFAULT_JOB, values),)
     else:
         jobs = load_file(values["config_file"], values, env)  # also applies the file's process keys
     for job in jobs:
         if need_target or (need_target is None and job.mode.kind is not ModeKind.OFF):
-            check_invoke(job, _blame(values["config_file"], job.name), env)
+            check_invoke(job, _names(values["config_file"], job), env)
         if job.invoke == "http" and not job.verify_ssl:
-            where = _blame(values["config_file"], job.name)("verify_ssl")
+            where = _names(values["config_file"], job)("verify_ssl")
             warnings.append(f"{where}=false: proxbox-api's TLS certificate is not verified")
     process = {attr: values[attr] for attr in PROCESS_ATTRS}
     token = _control_token(values["control_token_file"])
     return Config(**process, jobs=jobs, warnings=tuple(warnings), control_token=token)
 
 
-def _blame(config_file: Path | None, job: str) -> Callable[[str], str]:
-    """Names the setting behind a job's value: the variable, or the file, job and key."""
-    return name_of if config_file is None else blame(config_file, job)
+def _names(config_file: Path | None, job: JobConfig) -> Callable[[str], str]:
+    """Names the setting behind a job's value: the variable, or the file's job (or target) and key."""
+    return name_of if config_file is None else blame(config_file, job.name, job.target_name)
 
 
 def _control_token(path: Path | None) -> str:

@@ -61,11 +61,20 @@ JOB_ONLY = ("name", "target", "lock")
 TOP_KEYS = ("defaults", "targets", "jobs", *PROCESS_KEYS)
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
 KEY_OF = {attr: key for key, attr in {**JOB_KEYS, **TARGET_KEYS}.items()}
+TARGET_ATTRS = frozenset(TARGET_KEYS.values())
 
 
-def blame(path: Path, job: str) -> Blame:
-    """Names a job's setting in messages: ``<file>: job <name>: <key>``."""
-    return lambda attr: f"{path}: job {job}: {KEY_OF.get(attr, attr)}"
+def blame(path: Path, job: str, target: str = "") -> Blame:
+    """Names a job's setting in messages where an operator would change it: ``<file>: job <name>:
+    <key>``, ``<file>: [targets.<target>]: <key>`` for what its target sets, and the variable for
+    a target setting of a job without a target (only the environment sets it then)."""
+
+    def name(attr: str) -> str:
+        if attr in TARGET_ATTRS:
+            return f"{path}: [targets.{target}]: {KEY_OF[attr]}" if target else name_of(attr)
+        return f"{path}: job {job}: {KEY_OF.get(attr, attr)}"
+
+    return name
 
 
 def load_file(path: Path, values: dict[str, Any], env: Mapping[str, str]) -> tuple[JobConfig, ...]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from proxbox_scheduler import __version__
 from proxbox_scheduler.config import Config, ConfigError, JobConfig, name_of
-from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.clock import Clock, ClockWatch
 from proxbox_scheduler.core.gate import TargetLock
 from proxbox_scheduler.core.loop import CANCEL_WAIT_SECONDS, Scheduler
 from proxbox_scheduler.core.observer import FanOut, Observer
@@ -51,9 +51,14 @@ class Service:
     ) -> None:
         self.config = config
         self.clock = clock or Clock()
+        self.watch = ClockWatch(self.clock)
+        """One wall-clock watcher for every job's cron wait (idle cost does not grow with jobs)."""
         self.store = store or store_from_setting(config.state_path)
         self.observers = observers or []
-        self.triggers = {job.name: guarded(make_trigger(job, self.clock), job, config) for job in config.jobs}
+        self.triggers = {
+            job.name: guarded(make_trigger(job, self.clock, config.names(job.name)), job, config)
+            for job in config.jobs
+        }
         first = config.jobs[0]
         self.metrics = Metrics(
             version=__version__, mode=str(first.mode), invoke=first.invoke, jobs=[j.name for j in config.jobs]
@@ -118,6 +123,7 @@ class Service:
             store=self.store,
             memory=remembered,
             lock=lock,
+            watch=self.watch,
         )
 
     async def _open_store(self, *, lenient: bool) -> None:

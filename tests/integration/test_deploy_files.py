@@ -29,6 +29,10 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.example.yml"
 COMPOSE_REPLICAS = ROOT / "docker-compose.replicas.example.yml"
+COMPOSE_JOBS = ROOT / "docker-compose.jobs.example.yml"
+JOBS_EXAMPLE = ROOT / "deploy" / "jobs.example.toml"
+JOB_FILE = Path("/etc/proxbox-scheduler/jobs.toml")
+"""Where the compose overlay and the Deployment put the job file."""
 K8S = ROOT / "deploy" / "kubernetes"
 DEPLOYMENT = K8S / "deployment.yaml"
 DEPLOYMENT_REPLICAS = K8S / "deployment-replicas.yaml"
@@ -69,7 +73,7 @@ def http_port() -> int:
 
 
 def yaml_files() -> list[Path]:
-    return [COMPOSE, COMPOSE_REPLICAS, *sorted(K8S.glob("*.yaml")), *sorted(K8S.glob("*.yml"))]
+    return [COMPOSE, COMPOSE_REPLICAS, COMPOSE_JOBS, *sorted(K8S.glob("*.yaml")), *sorted(K8S.glob("*.yml"))]
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -564,20 +568,40 @@ def test_the_cronjob_keeps_no_state_between_its_pods() -> None:
     assert k8s_env(load_yaml(CRONJOB))["PROXBOX_SCHEDULER_STATE_PATH"] == "memory"
 
 
-def test_the_job_file_configmap_is_mounted_and_loads(tmp_path: Path) -> None:
-    """The ConfigMap's jobs.toml is a valid job file whose key file is the Secret's mount."""
+def loads_example_jobs(env: dict[str, str], job_file: Path, tmp_path: Path) -> None:
+    """The example job file under a deployment's environment: its jobs, on that environment's
+    proxbox-api with the key from its key file (here a temporary one)."""
+    key = tmp_path / "api-key"
+    key.write_text("example-key-0123456789", encoding="utf-8")
+    loaded = load({**env, "PROXBOX_SCHEDULER_CONFIG": str(job_file), "PROXBOX_API_KEY_FILE": str(key)})
+    assert [job.name for job in loaded.jobs] == ["full", "vms"]
+    vms = loaded.job("vms")
+    assert vms.sync_path == "/virtualization/virtual-machines/create/stream"
+    assert vms.sync_params == (("endpoint_ids", "1,2"),)
+    assert all(job.api_url == env["PROXBOX_API_URL"] and job.api_key for job in loaded.jobs)
+    assert not loaded.warnings
+
+
+def test_the_job_file_configmap_is_the_example_file_mounted_where_the_variable_would_name_it(
+    tmp_path: Path,
+) -> None:
     configmap = load_yaml(K8S / "jobs.configmap.yaml")
+    assert configmap["data"]["jobs.toml"] == JOBS_EXAMPLE.read_text(encoding="utf-8")
     deployment = load_yaml(DEPLOYMENT)
     by_mount = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
-    assert volumes[by_mount["/etc/proxbox-scheduler"]]["configMap"]["name"] == configmap["metadata"]["name"]
-    secret_dir = next(path for path, name in by_mount.items() if "secret" in volumes[name])
-    text = configmap["data"]["jobs.toml"]
-    assert f'key_file = "{secret_dir}/api-key"' in text
-    key = tmp_path / "api-key"
-    key.write_text("k8s-example-key-0123456789")
-    jobs = tmp_path / "jobs.toml"
-    jobs.write_text(text.replace(f"{secret_dir}/api-key", str(key)))
-    loaded = load({**k8s_env(deployment), "PROXBOX_SCHEDULER_CONFIG": str(jobs), "PROXBOX_API_KEY_FILE": ""})
-    assert [job.name for job in loaded.jobs] == ["full", "vms"]
-    assert loaded.job("vms").sync_params == (("endpoint_ids", "1,2"),) and loaded.job("full").api_key
+    assert volumes[by_mount[str(JOB_FILE.parent)]]["configMap"]["name"] == configmap["metadata"]["name"]
+    assert JOB_FILE.name in configmap["data"]
+    loads_example_jobs(image_env_plus(k8s_env(deployment)), JOBS_EXAMPLE, tmp_path)
+
+
+def test_the_compose_jobs_overlay_mounts_the_example_file_and_names_it(tmp_path: Path) -> None:
+    overlay = load_yaml(COMPOSE_JOBS)
+    service = overlay["services"][SERVICE]
+    assert service["environment"] == {"PROXBOX_SCHEDULER_CONFIG": str(JOB_FILE)}
+    (mount,) = service["configs"]
+    assert mount["target"] == str(JOB_FILE)
+    source = (ROOT / overlay["configs"][mount["source"]]["file"]).resolve()
+    assert source == JOBS_EXAMPLE
+    merged = {**compose_service()["environment"], **service["environment"]}  # compose merges maps
+    loads_example_jobs(image_env_plus(merged), source, tmp_path)

@@ -17,7 +17,7 @@ from typing import Any
 from proxbox_emulator import Emulator, EmulatorSettings
 from proxbox_scheduler.state import Counters, RunStart, SqliteStore
 from tests.support.http import http_get, metric, metrics_samples
-from tests.support.processes import CLI, Proc, base_env, event, free_port, poll, run_cli, running
+from tests.support.processes import CLI, Proc, base_env, event, free_port, parse_json, poll, run_cli, running
 
 KEY = "jobs-test-key-4f1c"
 
@@ -197,5 +197,49 @@ def test_once_while_a_scheduler_holds_the_state_file_runs_without_recording(tmp_
             assert status(base)["runs"] == []
         other = run_cli(["once", "nope"], env)
         assert other.returncode == 2 and "configured jobs: default" in other.stderr
+    finally:
+        emu.stop()
+
+
+def test_a_file_jobs_failure_names_the_file_keys_to_fix_not_the_variables(tmp_path: Path) -> None:
+    emu = Emulator(EmulatorSettings(key=KEY)).start()
+    try:
+        path = tmp_path / "jobs.toml"
+        path.write_text(
+            f'[targets.main]\nurl = "{emu.url}"\nkey = "{KEY}"\n'
+            '[[jobs]]\nname = "vms"\nmode = "interval=300"\ntarget = "main"\npath = "/no/such/stream"\n',
+            encoding="utf-8",
+        )
+        done = run_cli(["once", "vms"], base_env(PROXBOX_SCHEDULER_CONFIG=str(path), PROXBOX_LOG_JSON="true"))
+        assert done.returncode == 1, done.stdout
+        finished = [
+            doc for doc in map(parse_json, done.stdout.splitlines()) if doc and event("run finished")(doc)
+        ]
+        reason = finished[0]["reason"]
+        assert "HTTP 404" in reason and f"{path}: [targets.main]: url and {path}: job vms: path" in reason
+        assert "PROXBOX_" not in reason
+    finally:
+        emu.stop()
+
+
+def test_check_probe_asks_each_proxbox_api_of_the_file_once(tmp_path: Path) -> None:
+    emu = Emulator(EmulatorSettings(key=KEY)).start()
+    try:
+        path = tmp_path / "jobs.toml"
+        path.write_text(
+            f'[targets.a]\nurl = "{emu.url}"\nkey = "{KEY}"\n'
+            f'[targets.b]\nurl = "http://127.0.0.1:{free_port()}"\nkey = "{KEY}"\n'
+            '[[jobs]]\nname = "full"\nmode = "cron=0 2 * * *"\ntarget = "a"\n'
+            '[[jobs]]\nname = "vms"\nmode = "interval=300"\ntarget = "a"\n'
+            '[[jobs]]\nname = "other"\nmode = "interval=300"\ntarget = "b"\n',
+            encoding="utf-8",
+        )
+        done = run_cli(["check", "--count", "1", "--probe"], base_env(PROXBOX_SCHEDULER_CONFIG=str(path)))
+        assert done.returncode == 1
+        assert "probe: proxbox-api (jobs full, vms): answered at " in done.stdout
+        assert "probe failed: proxbox-api (jobs other): cannot ask http://127.0.0.1:" in done.stderr
+        assert f"({path}: [targets.b]: url?)" in done.stderr
+        assert emu.requests_per_path.get("/sync/active") == 1
+        assert KEY not in done.stdout + done.stderr
     finally:
         emu.stop()

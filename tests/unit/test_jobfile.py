@@ -115,7 +115,7 @@ BAD = [
     ("stat_path = 'x'\n[[jobs]]\nname = 'a'\n", "top level: stat_path", "did you mean state_path?"),
     ('[targets.t]\nkey = "k"\n[[jobs]]\nname = "a"\n', "[targets.t]: url", "required"),
     ('[targets.t]\nurl = "ftp://x"\n[[jobs]]\nname = "a"\n', "[targets.t]: url", "http://"),
-    ('[[jobs]]\nname = "a"\nmode = "interval=5"\n', "job a: url", "required with"),
+    ('[[jobs]]\nname = "a"\nmode = "interval=5"\n', "PROXBOX_API_URL", "required with"),  # no target
     ('[[jobs]]\nname = "a"\nmode = "cron=0 * * * *"\ninvoke = "exec"\ncommand = "no-such-program-x"\n',
      "job a: command", "not found"),
     ("x = \n", "PROXBOX_SCHEDULER_CONFIG", "line 1"),
@@ -186,3 +186,18 @@ def test_a_rejected_url_in_the_file_never_shows_its_password(tmp_path: Path) -> 
         load({"PROXBOX_SCHEDULER_CONFIG": str(path)})
     line = str(caught.value)
     assert "url" in line and "S3cret-pw" not in line and "***" in line
+
+
+def test_each_setting_is_named_where_the_operator_would_change_it(tmp_path: Path) -> None:
+    env = {**example(tmp_path), "PROXBOX_API_URL": "http://from-env:8000"}
+    path = env["PROXBOX_SCHEDULER_CONFIG"]
+    text = Path(path).read_text(encoding="utf-8") + '[[jobs]]\nname = "loose"\nmode = "interval=60"\n'
+    Path(path).write_text(text, encoding="utf-8")
+    config = load(env)
+    vms, loose = config.names("vms"), config.names("loose")
+    assert vms("api_url") == f"{path}: [targets.main]: url"  # the job's target sets it
+    assert vms("sync_path") == f"{path}: job vms: path"
+    assert config.loop_settings("vms").timeout_name == f"{path}: job vms: timeout"
+    assert loose("api_url") == "PROXBOX_API_URL"  # no target: only the variable sets it
+    assert loose("run_timeout") == f"{path}: job loose: timeout"
+    assert load({}).names()("api_url") == "PROXBOX_API_URL"

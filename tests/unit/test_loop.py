@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from proxbox_scheduler.config import load
-from proxbox_scheduler.core.loop import CRON_POLL_SECONDS, LoopSettings, Scheduler
+from proxbox_scheduler.core.clock import CLOCK_WATCH_SECONDS
+from proxbox_scheduler.core.loop import LoopSettings, Scheduler
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
 from proxbox_scheduler.core.schedule import epoch_grid_slot, parse_mode
@@ -268,7 +269,7 @@ def test_cron_never_fires_early_when_the_wall_clock_steps_back() -> None:
 
     script, _ = play("cron=15 10 * * *", [Step(1)], clock=clock, before=step_back)
     assert script.walls[0] == datetime(2026, 11, 29, 10, 15, tzinfo=UTC)
-    assert script.starts[0] == pytest.approx(3600 + 15 * 60, abs=CRON_POLL_SECONDS)
+    assert script.starts[0] == pytest.approx(3600 + 15 * 60, abs=CLOCK_WATCH_SECONDS)
 
 
 def test_cron_fires_promptly_when_the_wall_clock_steps_past_the_fire() -> None:
@@ -278,7 +279,7 @@ def test_cron_fires_promptly_when_the_wall_clock_steps_past_the_fire() -> None:
         loop.call_later(30, clk.jump, 3 * 3600)  # container resumed 3 h later
 
     script, _ = play("cron=0 11 * * *", [Step(1)], clock=clock, before=resume)
-    assert 30 <= script.starts[0] <= 30 + CRON_POLL_SECONDS
+    assert 30 <= script.starts[0] <= 30 + CLOCK_WATCH_SECONDS
 
 
 def test_cron_run_on_start_runs_now_then_at_the_next_fire() -> None:
@@ -288,7 +289,7 @@ def test_cron_run_on_start_runs_now_then_at_the_next_fire() -> None:
 
 
 def test_cron_daily_job_runs_once_on_a_fall_back_night(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("proxbox_scheduler.core.loop.CRON_POLL_SECONDS", 600.0)  # days pass: poll less
+    monkeypatch.setattr("proxbox_scheduler.core.clock.CLOCK_WATCH_SECONDS", 600.0)  # days pass: watch less
     ny = ZoneInfo("America/New_York")
     clock = FakeClock(datetime(2026, 10, 31, 12, 0, tzinfo=ny).astimezone(UTC))
     script, _ = play("cron=30 1 * * *", [Step(60)] * 3, clock=clock, tz=ny)

@@ -15,6 +15,7 @@ import pytest
 from proxbox_scheduler.core.outcome import Outcome, Status
 from proxbox_scheduler.proxbox import verdict as verdict_module
 from proxbox_scheduler.proxbox.answers import (
+    SettingNames,
     not_event_stream,
     probe_verdict,
     quote_body,
@@ -24,10 +25,11 @@ from proxbox_scheduler.proxbox.answers import (
 from proxbox_scheduler.proxbox.protocol import STAGES
 from proxbox_scheduler.proxbox.sse import Event, SSEDecoder
 from proxbox_scheduler.proxbox.verdict import Milestone, StreamVerdict
-from proxbox_scheduler.triggers.http import NAMES
+from proxbox_scheduler.variables import name_of
 from tests.support.captures import SAMPLES
 
 NOW = 1_800_000_000.0
+NAMES = SettingNames.of(name_of)
 
 
 def sample(name: str) -> bytes:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from proxbox_scheduler.core.clock import Clock
+from proxbox_scheduler.core.clock import Clock, ClockWatch
 from proxbox_scheduler.core.control import HOLD_SECONDS, PauseHook, PauseSwitch, Wake
 from proxbox_scheduler.core.gate import TargetLock
 from proxbox_scheduler.core.judge import Counts, judge_counts
@@ -36,11 +36,6 @@ from proxbox_scheduler.state.base import (
 
 log = logging.getLogger("proxbox_scheduler.loop")
 
-CRON_POLL_SECONDS = 5.0
-"""Longest single sleep while waiting for a cron fire: the wall clock is re-read
-at least this often, so a clock stepped back never fires early and a clock
-stepped forward fires within this many seconds. Without a step the last sleep
-ends exactly at the fire."""
 MAX_COUNTED_SKIPS = 100_000
 MAX_DOUBLINGS = 60
 """The doubling stops growing here (long past any cap) so a months-long streak cannot overflow."""
@@ -111,10 +106,12 @@ class Scheduler:
         memory: JobState | None = None,
         lock: TargetLock | None = None,
         pause_hook: PauseHook | None = None,
+        watch: ClockWatch | None = None,
     ) -> None:
         """``store`` records every run and pause (None: nothing is kept); ``memory`` is what it held
         at start (streaks, last slot, paused); ``lock`` is the job's target, shared with other jobs
-        on it; ``pause_hook`` persists a pause instead of the store."""
+        on it; ``pause_hook`` persists a pause instead of the store; ``watch`` notices wall-clock
+        steps for cron waits (one per process, shared by its jobs)."""
         self.settings = settings
         self.trigger = trigger
         self.clock = clock or Clock()
@@ -122,6 +119,7 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.store = store
         self.lock = lock
+        self.watch = watch or ClockWatch(self.clock)
         memory = memory or JobState(settings.job)
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -380,9 +378,10 @@ class Scheduler:
             seconds = max(0.0, fire.at_monotonic - self.clock.monotonic())
             when = self.clock.now() + timedelta(seconds=seconds)
             self.observer.on_waiting(when.astimezone(self.settings.tz), seconds)
-        while (step := self._step_towards(fire)) > 0:
-            if await self.clock.sleep(step, self._wake) and (woken := self._woken()):
-                return woken
+        with self.watch.watching(self._wake) if fire.at_wall is not None else contextlib.nullcontext():
+            while (step := self._step_towards(fire)) > 0:
+                if await self.clock.sleep(step, self._wake) and (woken := self._woken()):
+                    return woken
         if fire.jittered and self.settings.jitter > 0:
             delay = self.rng.uniform(0.0, self.settings.jitter)
             if await self.clock.sleep(delay, self._stop):
@@ -390,17 +389,21 @@ class Scheduler:
         return Wake.STOP if self.stopping else Wake.FIRE
 
     def _step_towards(self, fire: Fire) -> float:
-        """The next sleep: to the fire (cron: a poll at most), long when paused continuous; <= 0 at it."""
+        """The next sleep: to the fire, long when paused continuous; <= 0 at it.
+
+        A cron sleep runs on the monotonic clock and is re-planned when it ends or the watch
+        sees the wall clock step: stepped back, it never fires early; stepped forward, it fires
+        within the watch's period.
+        """
         if self._pause.on and self.settings.mode.kind is ModeKind.CONTINUOUS:
             return HOLD_SECONDS
         if fire.at_wall is not None:
-            left = (fire.at_wall - self.clock.now()).total_seconds()
-            return min(left, self._poll_step())
+            return (fire.at_wall - self.clock.now()).total_seconds()
         assert fire.at_monotonic is not None
         return fire.at_monotonic - self.clock.monotonic()
 
     def _woken(self) -> Wake | None:
-        """Why the wait was woken; None for a resume, which only re-checks the fire."""
+        """Why the wait was woken; None for a resume or a wall-clock step, which only re-check the fire."""
         self._wake.clear()
         if self.stopping:
             return Wake.STOP
@@ -408,12 +411,6 @@ class Scheduler:
             self._run_requested = False
             return Wake.RUN
         return None
-
-    def _poll_step(self) -> float:
-        """Seconds to the next multiple of CRON_POLL_SECONDS on the monotonic clock: every job
-        of the process re-reads the wall clock at the same instants, so idle wakeups do not
-        grow with the number of jobs."""
-        return CRON_POLL_SECONDS - self.clock.monotonic() % CRON_POLL_SECONDS
 
     # ------------------------------------------------------------ planning
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -36,6 +36,16 @@ class SettingNames:
     path: str
     timeout: str
     backoff_max: str
+
+    @classmethod
+    def of(cls, names: Callable[[str], str]) -> SettingNames:
+        """The names ``names`` gives the settings by attribute (the variables, or a job file's keys)."""
+        return cls(
+            url=names("api_url"),
+            path=names("sync_path"),
+            timeout=names("run_timeout"),
+            backoff_max=names("backoff_max"),
+        )
 
     @property
     def target(self) -> str:

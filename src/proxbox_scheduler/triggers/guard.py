@@ -130,6 +130,6 @@ def guarded(trigger: Trigger, job: JobConfig, config: Config) -> Trigger:
         enqueue_once=job.invoke == "exec" and has_enqueue_once(job.exec_cmd),
         command=job.target,
         policy_name=name_of("netbox_unreachable"),
-        command_name=name_of("exec_cmd"),
+        command_name=config.names(job.name)("exec_cmd"),
     )
     return NetBoxGuard(trigger, NetBoxClient(config.netbox), settings)

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -39,12 +40,6 @@ from proxbox_scheduler.proxbox.verdict import Milestone, StreamVerdict
 from proxbox_scheduler.redact import Scrubber, redact_url
 from proxbox_scheduler.transport import causes
 
-NAMES = SettingNames(
-    url=name_of("api_url"),
-    path=name_of("sync_path"),
-    timeout=name_of("run_timeout"),
-    backoff_max=name_of("backoff_max"),
-)
 ERROR_BODY_BYTES = 64 * 1024
 """How much of a non-200 body is read to quote from; the rest is never downloaded."""
 DEBUG_PREVIEW_CHARS = 300
@@ -66,9 +61,12 @@ _HTTPX_ERRORS: tuple[tuple[type[httpx.HTTPError], str], ...] = (
 class HttpTrigger:
     """Calls ``GET {api_url}{sync_path}`` and turns the stream into an Outcome."""
 
-    def __init__(self, config: JobConfig, clock: Clock) -> None:
+    def __init__(self, config: JobConfig, clock: Clock, names: Callable[[str], str] = name_of) -> None:
+        """``names`` names the job's settings in reasons (the variables, or the job file's keys)."""
         if not config.api_url:
-            raise ValueError(f"HttpTrigger needs {NAMES.url}")
+            raise ValueError(f"HttpTrigger needs {names('api_url')}")
+        self._names = names
+        self._answer_names = SettingNames.of(names)
         self._config = config
         self._clock = clock
         parts = urlsplit(config.api_url)
@@ -126,7 +124,7 @@ class HttpTrigger:
         try:
             verify = self._verify()
         except (OSError, ssl.SSLError) as exc:
-            return Outcome.failure(f"cannot load {name_of('ca_bundle')} {self._config.ca_bundle}: {exc}")
+            return Outcome.failure(f"cannot load {self._names('ca_bundle')} {self._config.ca_bundle}: {exc}")
         problem = self._reload_key()
         if problem:
             return Outcome.failure(problem)
@@ -149,7 +147,7 @@ class HttpTrigger:
         try:
             key = read_key_file(path)
         except ValueError as exc:
-            return f"cannot use {name_of('api_key_file')} {path}: {exc}"
+            return f"cannot use {self._names('api_key_file')} {path}: {exc}"
         self.scrub.add(key)
         self._key = key
         return None
@@ -201,7 +199,7 @@ class HttpTrigger:
             response.headers,
             body,
             self._clock.now().timestamp(),
-            NAMES,
+            self._answer_names,
             stale_after=self._config.run_timeout,
             max_wait=self._max_wait,
         )
@@ -219,12 +217,12 @@ class HttpTrigger:
                     response.headers,
                     body,
                     self._clock.now().timestamp(),
-                    NAMES,
+                    self._answer_names,
                     max_wait=self._max_wait,
                 )
             content_type = response.headers.get("content-type", "")
             if not is_event_stream(content_type):
-                return not_event_stream(content_type, self._config.target, NAMES)
+                return not_event_stream(content_type, self._config.target, self._answer_names)
             encoding = _content_encoding(response)
             if encoding:
                 return Outcome.failure(
@@ -255,7 +253,7 @@ class HttpTrigger:
                         return outcome
         except EventTooLarge as exc:
             return Outcome.failure(
-                f"an event from proxbox-api is larger than {name_of('max_event_bytes')}={exc.limit}; "
+                f"an event from proxbox-api is larger than {self._names('max_event_bytes')}={exc.limit}; "
                 "raise it if the cluster is that large" + verdict.last_stage_note()
             )
         except httpx.TimeoutException as exc:
