@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from proxbox_emulator import Emulator, EmulatorSettings
 from proxbox_scheduler.state import Counters, RunStart, SqliteStore
 from tests.support.http import http_get, metric, metrics_samples
@@ -201,45 +203,52 @@ def test_once_while_a_scheduler_holds_the_state_file_runs_without_recording(tmp_
         emu.stop()
 
 
-def test_a_file_jobs_failure_names_the_file_keys_to_fix_not_the_variables(tmp_path: Path) -> None:
-    emu = Emulator(EmulatorSettings(key=KEY)).start()
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    emulator = Emulator(EmulatorSettings(key=KEY)).start()
     try:
-        path = tmp_path / "jobs.toml"
-        path.write_text(
-            f'[targets.main]\nurl = "{emu.url}"\nkey = "{KEY}"\n'
-            '[[jobs]]\nname = "vms"\nmode = "interval=300"\ntarget = "main"\npath = "/no/such/stream"\n',
-            encoding="utf-8",
-        )
-        done = run_cli(["once", "vms"], base_env(PROXBOX_SCHEDULER_CONFIG=str(path), PROXBOX_LOG_JSON="true"))
-        assert done.returncode == 1, done.stdout
-        finished = [
-            doc for doc in map(parse_json, done.stdout.splitlines()) if doc and event("run finished")(doc)
-        ]
-        reason = finished[0]["reason"]
-        assert "HTTP 404" in reason and f"{path}: [targets.main]: url and {path}: job vms: path" in reason
-        assert "PROXBOX_" not in reason
+        yield emulator
     finally:
-        emu.stop()
+        emulator.stop()
 
 
-def test_check_probe_asks_each_proxbox_api_of_the_file_once(tmp_path: Path) -> None:
-    emu = Emulator(EmulatorSettings(key=KEY)).start()
-    try:
-        path = tmp_path / "jobs.toml"
-        path.write_text(
-            f'[targets.a]\nurl = "{emu.url}"\nkey = "{KEY}"\n'
-            f'[targets.b]\nurl = "http://127.0.0.1:{free_port()}"\nkey = "{KEY}"\n'
-            '[[jobs]]\nname = "full"\nmode = "cron=0 2 * * *"\ntarget = "a"\n'
-            '[[jobs]]\nname = "vms"\nmode = "interval=300"\ntarget = "a"\n'
-            '[[jobs]]\nname = "other"\nmode = "interval=300"\ntarget = "b"\n',
-            encoding="utf-8",
-        )
-        done = run_cli(["check", "--count", "1", "--probe"], base_env(PROXBOX_SCHEDULER_CONFIG=str(path)))
-        assert done.returncode == 1
-        assert "probe: proxbox-api (jobs full, vms): answered at " in done.stdout
-        assert "probe failed: proxbox-api (jobs other): cannot ask http://127.0.0.1:" in done.stderr
-        assert f"({path}: [targets.b]: url?)" in done.stderr
-        assert emu.requests_per_path.get("/sync/active") == 1
-        assert KEY not in done.stdout + done.stderr
-    finally:
-        emu.stop()
+def write_jobs(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "jobs.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_file_jobs_failure_names_the_file_keys_to_fix_not_the_variables(
+    tmp_path: Path, emu: Emulator
+) -> None:
+    path = write_jobs(
+        tmp_path,
+        f'[targets.main]\nurl = "{emu.url}"\nkey = "{KEY}"\n'
+        '[[jobs]]\nname = "vms"\nmode = "interval=300"\ntarget = "main"\npath = "/no/such/stream"\n',
+    )
+    done = run_cli(["once", "vms"], base_env(PROXBOX_SCHEDULER_CONFIG=str(path), PROXBOX_LOG_JSON="true"))
+    assert done.returncode == 1, done.stdout
+    finished = [
+        doc for doc in map(parse_json, done.stdout.splitlines()) if doc and event("run finished")(doc)
+    ]
+    reason = finished[0]["reason"]
+    assert "HTTP 404" in reason and f"{path}: [targets.main]: url and {path}: job vms: path" in reason
+    assert "PROXBOX_" not in reason
+
+
+def test_check_probe_asks_each_proxbox_api_of_the_file_once(tmp_path: Path, emu: Emulator) -> None:
+    path = write_jobs(
+        tmp_path,
+        f'[targets.a]\nurl = "{emu.url}"\nkey = "{KEY}"\n'
+        f'[targets.b]\nurl = "http://127.0.0.1:{free_port()}"\nkey = "{KEY}"\n'
+        '[[jobs]]\nname = "full"\nmode = "cron=0 2 * * *"\ntarget = "a"\n'
+        '[[jobs]]\nname = "vms"\nmode = "interval=300"\ntarget = "a"\n'
+        '[[jobs]]\nname = "other"\nmode = "interval=300"\ntarget = "b"\n',
+    )
+    done = run_cli(["check", "--count", "1", "--probe"], base_env(PROXBOX_SCHEDULER_CONFIG=str(path)))
+    assert done.returncode == 1
+    assert "probe: proxbox-api (jobs full, vms): answered at " in done.stdout
+    assert "probe failed: proxbox-api (jobs other): cannot ask http://127.0.0.1:" in done.stderr
+    assert f"({path}: [targets.b]: url?)" in done.stderr
+    assert emu.requests_per_path.get("/sync/active") == 1
+    assert KEY not in done.stdout + done.stderr
