@@ -62,7 +62,7 @@ class ClockWatch:
     def watching(self, wake: asyncio.Event) -> Iterator[None]:
         """While inside, a wall-clock step sets ``wake`` (the waiter then re-reads its fire)."""
         self._waiters.add(wake)
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._watch())
         try:
             yield
