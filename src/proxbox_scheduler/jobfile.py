@@ -58,6 +58,9 @@ TARGET_KEYS = {
 PROCESS_KEYS = ("state_path", "log_level", "log_json", "http_host", "http_port", "shutdown_grace")
 """Process settings the file may set (by their attribute names)."""
 JOB_ONLY = ("name", "target", "lock")
+CONCURRENCY = "concurrency"
+"""The target-only key: how many of our jobs may run on it at once (not a variable)."""
+MAX_CONCURRENCY = 16
 TOP_KEYS = ("defaults", "targets", "jobs", *PROCESS_KEYS)
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
 KEY_OF = {attr: key for key, attr in {**JOB_KEYS, **TARGET_KEYS}.items()}
@@ -86,13 +89,15 @@ def load_file(path: Path, values: dict[str, Any], env: Mapping[str, str]) -> tup
             values[attr] = _parse(attr, doc[attr], f"{path}: {attr}")
     defaults = _table(doc, "defaults", path)
     _check_keys(defaults, (*JOB_KEYS, "target", "lock"), f"{path}: [defaults]")
-    targets = {name: _target(path, name, table) for name, table in _table(doc, "targets", path).items()}
+    tables = _table(doc, "targets", path).items()
+    targets = {name: _target(path, name, table) for name, table in tables}
+    slots = {name: _concurrency(table, f"{path}: [targets.{name}]") for name, table in tables}
     jobs = doc.get("jobs")
     if not isinstance(jobs, list) or not jobs or not all(isinstance(j, dict) for j in jobs):
         raise ConfigError(f"{path}: jobs", str(jobs or ""), "expected one or more [[jobs]] tables")
     built: list[JobConfig] = []
     for index, table in enumerate(jobs):
-        job = _job(path, index, {**defaults, **table}, values, targets)
+        job = _job(path, index, {**defaults, **table}, values, targets, slots)
         if any(job.name == other.name for other in built):
             raise ConfigError(f"{path}: job {job.name}: name", job.name, "expected a name no other job has")
         built.append(job)
@@ -130,7 +135,7 @@ def _target(path: Path, name: str, table: Any) -> dict[str, Any]:
     _check_name(name, f"{where} name")
     if not isinstance(table, dict):
         raise ConfigError(where, str(table), "expected a table of url, key, key_file, ca_bundle, verify_ssl")
-    _check_keys(table, tuple(TARGET_KEYS), where)
+    _check_keys(table, (*TARGET_KEYS, CONCURRENCY), where)
     if "url" not in table:
         raise ConfigError(f"{where}: url", "", "required, e.g. http://proxbox-api:8000")
     values = {attr: BY_ATTR[attr].parse(BY_ATTR[attr].default) for attr in TARGET_KEYS.values()}
@@ -142,7 +147,12 @@ def _target(path: Path, name: str, table: Any) -> dict[str, Any]:
 
 
 def _job(
-    path: Path, index: int, table: dict[str, Any], base: dict[str, Any], targets: dict[str, dict[str, Any]]
+    path: Path,
+    index: int,
+    table: dict[str, Any],
+    base: dict[str, Any],
+    targets: dict[str, dict[str, Any]],
+    slots: dict[str, int],
 ) -> JobConfig:
     name = table.get("name")
     if not isinstance(name, str):
@@ -165,7 +175,17 @@ def _job(
     lock = table.get("lock", "")
     if lock:
         _check_name(lock, where("lock"))
-    return job_config(name, values, target_name=str(target), lock=str(lock))
+    return job_config(name, values, str(target), str(lock), slots.get(target, 1))
+
+
+def _concurrency(table: dict[str, Any], where: str) -> int:
+    """A target's ``concurrency``: 1 (one of our jobs at a time) unless it says more."""
+    value = table.get(CONCURRENCY, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise ConfigError(
+            f"{where}: {CONCURRENCY}", str(value), f"expected a whole number from 1 to {MAX_CONCURRENCY}"
+        )
+    return value
 
 
 def _check_name(name: Any, where: str) -> None:

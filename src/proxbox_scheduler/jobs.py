@@ -33,8 +33,9 @@ EXEC_LOCK = "netbox"
 class JobConfig:
     """One job: what to run, when, against which target; the single object a trigger reads.
 
-    ``lock`` is the job's concurrency group: jobs sharing it never run at the same time
-    (by default one group per proxbox-api target, and one for all exec jobs).
+    ``lock`` is the job's concurrency group: at most ``lock_slots`` of the jobs sharing it run
+    at the same time (by default one group per proxbox-api target with its ``concurrency``,
+    1 unless the target says more, and one group of 1 for all exec jobs).
     ``target_name`` is the ``[targets.NAME]`` the job uses, empty for the variables' target.
     """
 
@@ -64,6 +65,7 @@ class JobConfig:
     catchup: str
     starting_deadline: float
     lock: str = ""
+    lock_slots: int = 1
     target_name: str = ""
 
     @property
@@ -105,12 +107,18 @@ class JobConfig:
         )
 
 
-JOB_ATTRS = frozenset(JobConfig.__dataclass_fields__) - {"name", "lock", "target_name"}
+JOB_ATTRS = frozenset(JobConfig.__dataclass_fields__) - {"name", "lock", "lock_slots", "target_name"}
 
 
-def job_config(name: str, values: Mapping[str, Any], target_name: str = "", lock: str = "") -> JobConfig:
-    """A job from parsed values; its concurrency group defaults to its target (or to NetBox for exec)."""
+def job_config(
+    name: str, values: Mapping[str, Any], target_name: str = "", lock: str = "", target_slots: int = 1
+) -> JobConfig:
+    """A job from parsed values; its concurrency group defaults to its target, with the target's
+    ``target_slots`` (or to NetBox for exec); a group named by ``lock`` takes one job at a time."""
     job = JobConfig(name=name, target_name=target_name, **{a: values[a] for a in JOB_ATTRS})
-    if not lock:
-        lock = EXEC_LOCK if job.invoke == "exec" else f"target:{target_name or redact_url(job.api_url or '')}"
-    return dataclasses.replace(job, lock=lock)
+    if lock:
+        return dataclasses.replace(job, lock=lock)
+    if job.invoke == "exec":
+        return dataclasses.replace(job, lock=EXEC_LOCK)
+    key = f"target:{target_name or redact_url(job.api_url or '')}"
+    return dataclasses.replace(job, lock=key, lock_slots=target_slots)

@@ -115,6 +115,10 @@ BAD = [
     ("stat_path = 'x'\n[[jobs]]\nname = 'a'\n", "top level: stat_path", "did you mean state_path?"),
     ('[targets.t]\nkey = "k"\n[[jobs]]\nname = "a"\n', "[targets.t]: url", "required"),
     ('[targets.t]\nurl = "ftp://x"\n[[jobs]]\nname = "a"\n', "[targets.t]: url", "http://"),
+    ('[targets.t]\nurl = "http://x:1"\nconcurrency = 0\n[[jobs]]\nname = "a"\n', "[targets.t]: concurrency",
+     "1 to 16"),
+    ('[targets.t]\nurl = "http://x:1"\nconcurrency = true\n[[jobs]]\nname = "a"\n',
+     "[targets.t]: concurrency", "whole number"),
     ('[[jobs]]\nname = "a"\nmode = "interval=5"\n', "PROXBOX_API_URL", "required with"),  # no target
     ('[[jobs]]\nname = "a"\nmode = "cron=0 * * * *"\ninvoke = "exec"\ncommand = "no-such-program-x"\n',
      "job a: command", "not found"),
@@ -201,3 +205,16 @@ def test_each_setting_is_named_where_the_operator_would_change_it(tmp_path: Path
     assert loose("api_url") == "PROXBOX_API_URL"  # no target: only the variable sets it
     assert loose("run_timeout") == f"{path}: job loose: timeout"
     assert load({}).names()("api_url") == "PROXBOX_API_URL"
+
+
+def test_a_targets_concurrency_is_the_size_of_its_jobs_group(tmp_path: Path) -> None:
+    jobs_text = "".join(
+        f'[[jobs]]\nname = "{name}"\ntarget = "{target}"\n{extra}'
+        for name, target, extra in [("a", "main", ""), ("b", "main", ""), ("own", "main", 'lock = "mine"\n'),
+                                    ("c", "other", "")]
+    )  # fmt: skip
+    targets = '[targets.main]\nurl = "http://h:1"\nconcurrency = 2\n[targets.other]\nurl = "http://h:2"\n'
+    jobs = {job.name: job for job in load(write(tmp_path, targets + jobs_text)).jobs}
+    assert {(jobs[n].lock, jobs[n].lock_slots) for n in "ab"} == {("target:main", 2)}
+    assert (jobs["own"].lock, jobs["own"].lock_slots) == ("mine", 1)  # a named group: one at a time
+    assert (jobs["c"].lock, jobs["c"].lock_slots) == ("target:other", 1)

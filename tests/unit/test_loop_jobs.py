@@ -182,3 +182,27 @@ def test_the_wait_for_the_target_is_bounded_by_the_job_timeout() -> None:
     _, b, recorder = two_jobs(lock, lock, run_timeout=5)
     # fires at 10 and 20 give up after 5 s; the one at 30 gets the target when a ends at 34
     assert recorder.skips == [("busy", 1), ("busy", 1)] and b.spans[0][0] == 34
+
+
+def test_a_target_with_two_slots_runs_two_jobs_at_once() -> None:
+    a, b, recorder = two_jobs(*[TargetLock("target:main", slots=2)] * 2)
+    assert a.spans == [(4, 34)] and [start for start, _ in b.spans] == [10, 20, 30]  # b beside a
+    assert recorder.skips == []
+
+
+def test_a_target_lock_gives_out_its_slots_and_the_next_job_waits_for_a_release() -> None:
+    clock, stop = FakeClock(), asyncio.Event()
+    lock = TargetLock("target:main", slots=2)
+    seen: list[object] = []
+
+    async def main() -> None:
+        seen.append(await lock.acquire("a", clock, 5, stop) and await lock.acquire("b", clock, 5, stop))
+        seen.append((lock.busy(), lock.holder))
+        seen.append(await lock.acquire("c", clock, 5, stop))  # both slots held past its wait
+        asyncio.get_running_loop().call_later(2, lock.release, "a")
+        start = clock.monotonic()
+        seen.append(await lock.acquire("c", clock, 5, stop))
+        seen.append((clock.monotonic() - start, lock.holder))
+
+    run_virtual(main())
+    assert seen == [True, (True, "a, b"), False, True, (2, "b, c")]

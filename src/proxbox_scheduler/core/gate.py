@@ -1,8 +1,10 @@
-"""Per-target turns: jobs that call the same proxbox-api (or NetBox) never run at the same time.
+"""Per-target turns: jobs that call the same proxbox-api (or NetBox) take turns.
 
-proxbox-api refuses or serialises concurrent syncs, so a second job of ours
-starting on a busy target would only be skipped as ``busy``. Instead its fire
-waits for the running job, at most its own run timeout, then starts.
+By default one job of ours runs on a target at a time: a second sync beside a
+running one would only compete for the same NetBox (or be skipped as ``busy``).
+Instead its fire waits for the running job, at most its own run timeout, then
+starts. A target may allow more at once (``slots``), e.g. jobs narrowed to
+different Proxmox endpoints.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ from proxbox_scheduler.core.clock import Clock
 
 
 class TargetLock:
-    """One turn at a time on one target, for the jobs of one event loop; ``holder`` names the job."""
+    """``slots`` turns at a time on one target, for the jobs of one event loop."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, slots: int = 1) -> None:
         self.key = key
-        self.holder = ""
-        self._lock = asyncio.Lock()
+        self.slots = slots
+        self._holders: list[str] = []
+        self._lock = asyncio.Semaphore(slots)
+
+    @property
+    def holder(self) -> str:
+        """The jobs holding a turn, comma-separated (for the log line of one that waits)."""
+        return ", ".join(self._holders)
 
     def busy(self) -> bool:
         return self._lock.locked()
@@ -38,9 +46,9 @@ class TargetLock:
                 await taker
         if taker.cancelled():
             return False
-        self.holder = job
+        self._holders.append(job)
         return True
 
-    def release(self) -> None:
-        self.holder = ""
+    def release(self, job: str) -> None:
+        self._holders.remove(job)
         self._lock.release()

@@ -244,7 +244,7 @@ class Scheduler:
         try:
             return await self._run_now(owes_pause, fire)
         finally:
-            self.lock.release()
+            self.lock.release(self.settings.job)
 
     async def _run_now(self, owes_pause: bool, fire: Fire) -> tuple[Outcome, float]:
         """One supervised run: timeout, shutdown grace, and no exception escapes; recorded in the store.
