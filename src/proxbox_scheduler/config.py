@@ -8,6 +8,7 @@ plus one field in ``Config``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import os
@@ -187,11 +188,11 @@ def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = Non
     resolve_secret_file(values, "netbox_token", "netbox_token_file", "the NetBox token", name_of)
     check_netbox(values, env, name_of, ConfigError)
     warnings += netbox_warnings(values, name_of)
-    resolve_key(values, name_of)  # the variables' target: the default job's, or a file job's without one
     if values["config_file"] is None:
+        resolve_key(values, name_of)
         jobs: tuple[JobConfig, ...] = (job_config(DEFAULT_JOB, values),)
     else:
-        jobs = load_file(values["config_file"], values, env)  # also applies the file's process keys
+        jobs = _with_variables_key(load_file(values["config_file"], values, env), values)
     for job in jobs:
         if need_target or (need_target is None and job.mode.kind is not ModeKind.OFF):
             check_invoke(job, _names(values["config_file"], job), env)
@@ -201,6 +202,17 @@ def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = Non
     process = {attr: values[attr] for attr in PROCESS_ATTRS}
     token = _control_token(values["control_token_file"])
     return Config(**process, jobs=jobs, warnings=tuple(warnings), control_token=token)
+
+
+def _with_variables_key(jobs: tuple[JobConfig, ...], values: dict[str, Any]) -> tuple[JobConfig, ...]:
+    """File jobs without a target call the variables' proxbox-api: its key (file) is checked and read
+    when, and only when, such an http job exists (a file can set no key outside its targets)."""
+    if not any(job.invoke == "http" and not job.target_name for job in jobs):
+        return jobs
+    resolve_key(values, name_of)
+    return tuple(
+        dataclasses.replace(job, api_key=values["api_key"]) if not job.target_name else job for job in jobs
+    )
 
 
 def _names(config_file: Path | None, job: JobConfig) -> Callable[[str], str]:

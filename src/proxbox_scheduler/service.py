@@ -63,10 +63,17 @@ class Service:
         self.metrics = Metrics(
             version=__version__, mode=str(first.mode), invoke=first.invoke, jobs=[j.name for j in config.jobs]
         )
-        longest = max(job.run_timeout for job in config.jobs)
+        limits = {
+            job.name: (
+                job.run_timeout + config.shutdown_grace + CANCEL_WAIT_SECONDS,
+                config.names(job.name)("run_timeout"),
+            )
+            for job in config.jobs
+        }
         self.status = StatusStore(
             {"version": __version__},
-            hard_limit=longest + config.shutdown_grace + CANCEL_WAIT_SECONDS,
+            hard_limit=max(seconds for seconds, _ in limits.values()),
+            limits=limits,
             monotonic=self.clock.monotonic,
             wall=self.clock.now,
             jobs=[

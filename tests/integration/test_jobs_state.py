@@ -243,12 +243,15 @@ def test_check_probe_asks_each_proxbox_api_of_the_file_once(tmp_path: Path, emu:
         f'[targets.b]\nurl = "http://127.0.0.1:{free_port()}"\nkey = "{KEY}"\n'
         '[[jobs]]\nname = "full"\nmode = "cron=0 2 * * *"\ntarget = "a"\n'
         '[[jobs]]\nname = "vms"\nmode = "interval=300"\ntarget = "a"\n'
-        '[[jobs]]\nname = "other"\nmode = "interval=300"\ntarget = "b"\n',
+        '[[jobs]]\nname = "other"\nmode = "interval=300"\ntarget = "b"\n'
+        '[[jobs]]\nname = "loose"\nmode = "interval=300"\n',  # the variables' target: same URL, other key
     )
-    done = run_cli(["check", "--count", "1", "--probe"], base_env(PROXBOX_SCHEDULER_CONFIG=str(path)))
+    env = base_env(PROXBOX_SCHEDULER_CONFIG=str(path), PROXBOX_API_URL=emu.url, PROXBOX_API_KEY="wrong-key-1")
+    done = run_cli(["check", "--count", "1", "--probe"], env)
     assert done.returncode == 1
     assert "probe: proxbox-api (jobs full, vms): answered at " in done.stdout
     assert "probe failed: proxbox-api (jobs other): cannot ask http://127.0.0.1:" in done.stderr
     assert f"({path}: [targets.b]: url?)" in done.stderr
-    assert emu.requests_per_path.get("/sync/active") == 1
-    assert KEY not in done.stdout + done.stderr
+    assert "probe failed: proxbox-api (jobs loose): " in done.stderr and "401" in done.stderr
+    assert emu.requests_per_path.get("/sync/active") == 2
+    assert KEY not in done.stdout + done.stderr and "wrong-key-1" not in done.stdout + done.stderr

@@ -113,3 +113,25 @@ def test_the_watch_wakes_on_a_step_only_and_runs_only_while_someone_waits() -> N
 
     run_virtual(main())
     assert seen == [False, False, True]
+
+
+def test_a_job_that_planned_between_a_step_back_and_a_step_forward_is_woken_too() -> None:
+    """The two steps cancel out for the watch's earlier reading, not for the job planned between."""
+    clock = FakeClock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
+    jobs: list[tuple[Scheduler, Starts]] = []
+
+    async def main() -> None:
+        watch = ClockWatch(clock)
+        jobs.extend(cron_jobs(clock, "cron=10 12 * * *", 2, watch))  # 600 s away
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(jobs[0][0].run_forever())]
+        loop.call_later(1, clock.jump, -3600)
+        loop.call_later(2, lambda: tasks.append(asyncio.create_task(jobs[1][0].run_forever())))
+        loop.call_later(3, clock.jump, 3600)  # back where it was: planned at 2 s, job 1 is 1 h off
+        await asyncio.sleep(700)
+        for job, _ in jobs:
+            job.request_stop()
+        await asyncio.gather(*tasks)
+
+    run_virtual(main())
+    assert [trigger.at for _, trigger in jobs] == [[600], [600]]

@@ -218,3 +218,20 @@ def test_a_targets_concurrency_is_the_size_of_its_jobs_group(tmp_path: Path) -> 
     assert {(jobs[n].lock, jobs[n].lock_slots) for n in "ab"} == {("target:main", 2)}
     assert (jobs["own"].lock, jobs["own"].lock_slots) == ("mine", 1)  # a named group: one at a time
     assert (jobs["c"].lock, jobs["c"].lock_slots) == ("target:other", 1)
+
+
+def test_the_variables_key_file_is_read_exactly_when_a_job_calls_the_variables_target(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-key"
+    empty.write_text("", encoding="utf-8")
+    targeted = '[targets.t]\nurl = "http://h:1"\nkey = "target-key"\n[[jobs]]\nname = "a"\ntarget = "t"\n'
+    env = {**write(tmp_path, targeted), "PROXBOX_API_KEY_FILE": str(empty)}
+    assert load(env).job("a").api_key == "target-key"  # the variables' key is nobody's: not read
+    untargeted = targeted + '[[jobs]]\nname = "b"\n'
+    env = {**write(tmp_path, untargeted), "PROXBOX_API_KEY_FILE": str(empty), "PROXBOX_API_URL": "http://h:2"}
+    with pytest.raises(ConfigError) as caught:
+        load(env)
+    assert str(caught.value).startswith("PROXBOX_API_KEY_FILE=")
+    good = tmp_path / "good-key"
+    good.write_text("variables-key-1\n", encoding="utf-8")
+    loaded = load({**env, "PROXBOX_API_KEY_FILE": str(good)})
+    assert (loaded.job("a").api_key, loaded.job("b").api_key) == ("target-key", "variables-key-1")

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from proxbox_scheduler.config import load
-from proxbox_scheduler.core.clock import CLOCK_WATCH_SECONDS
+from proxbox_scheduler.core.clock import CLOCK_WATCH_SECONDS, STEP_TOLERANCE_SECONDS
 from proxbox_scheduler.core.loop import LoopSettings, Scheduler
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
@@ -269,7 +269,7 @@ def test_cron_never_fires_early_when_the_wall_clock_steps_back() -> None:
 
     script, _ = play("cron=15 10 * * *", [Step(1)], clock=clock, before=step_back)
     assert script.walls[0] == datetime(2026, 11, 29, 10, 15, tzinfo=UTC)
-    assert script.starts[0] == pytest.approx(3600 + 15 * 60, abs=CLOCK_WATCH_SECONDS)
+    assert script.starts[0] == pytest.approx(3600 + 15 * 60, abs=STEP_TOLERANCE_SECONDS)  # not a poll later
 
 
 def test_cron_fires_promptly_when_the_wall_clock_steps_past_the_fire() -> None:
@@ -280,6 +280,18 @@ def test_cron_fires_promptly_when_the_wall_clock_steps_past_the_fire() -> None:
 
     script, _ = play("cron=0 11 * * *", [Step(1)], clock=clock, before=resume)
     assert 30 <= script.starts[0] <= 30 + CLOCK_WATCH_SECONDS
+
+
+def test_a_clock_stepped_past_several_fires_runs_one_and_counts_the_rest_as_missed() -> None:
+    clock = FakeClock(datetime(2026, 11, 29, 10, 0, tzinfo=UTC))
+
+    def resume(loop: asyncio.AbstractEventLoop, clk: FakeClock, _: Scheduler) -> None:
+        loop.call_later(30, clk.jump, 3 * 3600)  # 10:00:30 -> 13:00:30: 11:00, 12:00 and 13:00 passed
+
+    script, recorder = play("cron=0 * * * *", [Step(1), Step(1)], clock=clock, before=resume)
+    assert [w.strftime("%H:%M") for w in script.walls] == ["13:00", "14:00"]
+    assert [slot.strftime("%H:%M") for slot in script.slots if slot] == ["11:00", "14:00"]
+    assert recorder.skips == [("missed", 2)]  # 12:00 and 13:00, not an "overrun" of a 1 s run
 
 
 def test_cron_run_on_start_runs_now_then_at_the_next_fire() -> None:

@@ -10,10 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxbox_scheduler.core.schedule import (
+    CronPlan,
     Mode,
     ModeError,
     cron_fires,
     parse_mode,
+    plan_cron,
     plan_interval,
     upcoming,
     validate_cron,
@@ -227,6 +229,29 @@ def test_plan_interval_after_an_overrun_starts_now_and_counts_skips() -> None:
     plan = plan_interval(origin=0.0, index=1, interval=10.0, now=45.0)
     # slots 20, 30, 40 passed: 20 is served now, 30 and 40 are skipped
     assert (plan.start, plan.origin, plan.index, plan.skipped) == (45.0, 45.0, 0, 2)
+
+
+def _at(hhmm: str) -> datetime:
+    return datetime.fromisoformat(f"2026-12-01T{hhmm}:00+00:00")
+
+
+# (hourly cron, last fire, now, wait after the run, wait ended at) -> plan; the rules as data
+CRON_PLANS = [
+    ("10:00", "10:01", 0, None, CronPlan(_at("11:00"))),  # a short run: the next fire
+    ("10:00", "12:30", 0, None, CronPlan(_at("13:00"), overrun=2)),  # 11:00 and 12:00 passed during the run
+    ("10:00", "10:01", 9000, None, CronPlan(_at("13:00"), backoff=2)),  # 11:00, 12:00 inside the wait
+    ("11:00", "13:01", 0, "13:00", CronPlan(_at("14:00"), stepped=2)),  # woke at 13:00 for 11:00: stepped
+    ("11:00", "14:30", 0, "13:00", CronPlan(_at("15:00"), stepped=2, overrun=1)),  # then a long run
+    ("10:00", "23:30", 0, None, CronPlan(_at("23:00") + timedelta(hours=1), overrun=5)),  # capped at 5
+]
+
+
+@pytest.mark.parametrize(("last", "now", "wait", "woke", "expected"), CRON_PLANS)
+def test_plan_cron_counts_each_passed_fire_by_why_it_passed(
+    last: str, now: str, wait: float, woke: str | None, expected: CronPlan
+) -> None:
+    plan = plan_cron("0 * * * *", _at(last), ZoneInfo("UTC"), _at(now), wait, woke and _at(woke), cap=5)
+    assert plan == expected
 
 
 def test_upcoming_interval_and_cron_for_check() -> None:

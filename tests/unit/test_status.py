@@ -59,7 +59,18 @@ def test_live_fails_when_a_run_outlives_timeout_plus_grace() -> None:
     assert store.live()[0] is True
     ticker.now = 101.0
     ok, why = store.live()
-    assert not ok and "r1" in why and "PROXBOX_API_TIMEOUT" in why
+    assert not ok and "r1" in why and "its run timeout" in why
+
+
+def test_each_job_is_held_to_its_own_limit_and_named_by_its_own_setting() -> None:
+    ticker = Ticker()
+    limits = {"full": (3600.0, "PROXBOX_API_TIMEOUT"), "vms": (100.0, "jobs.toml: job vms: timeout")}
+    jobs = [{"name": "full"}, {"name": "vms"}]
+    store = StatusStore({}, hard_limit=3600.0, monotonic=ticker, jobs=jobs, limits=limits)
+    store.job("full").on_run_start("r1", T0)
+    store.job("vms").on_run_start("r2", T0)
+    ticker.now = 101.0  # vms is wedged long before the longest limit of the process
+    assert store.live() == (False, "run r2 of job vms is past jobs.toml: job vms: timeout plus the grace")
 
 
 def test_history_keeps_the_last_twenty_newest_first_with_counts() -> None:

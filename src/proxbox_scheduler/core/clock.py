@@ -55,19 +55,24 @@ class ClockWatch:
     def __init__(self, clock: Clock, period: float | None = None) -> None:
         self.clock = clock
         self.period = CLOCK_WATCH_SECONDS if period is None else period
-        self._waiters: set[asyncio.Event] = set()
+        self._waiters: dict[asyncio.Event, float] = {}
+        """Each waiter's wake event and the offset (wall - monotonic) it planned its sleep on."""
         self._task: asyncio.Task[None] | None = None
 
     @contextlib.contextmanager
     def watching(self, wake: asyncio.Event) -> Iterator[None]:
-        """While inside, a wall-clock step sets ``wake`` (the waiter then re-reads its fire)."""
-        self._waiters.add(wake)
+        """While inside, a wall-clock step sets ``wake`` (the waiter then re-reads its fire).
+
+        The offset is taken here, before the waiter reads the wall clock to plan: a step in
+        between is seen as one (a needless re-check at worst), never missed.
+        """
+        self._waiters[wake] = self._offset()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._watch())
         try:
             yield
         finally:
-            self._waiters.discard(wake)
+            self._waiters.pop(wake, None)
             if not self._waiters and self._task is not None:
                 self._task.cancel()
                 self._task = None
@@ -76,11 +81,11 @@ class ClockWatch:
         return self.clock.now().timestamp() - self.clock.monotonic()
 
     async def _watch(self) -> None:
-        base, never = self._offset(), asyncio.Event()
+        never = asyncio.Event()
         while True:
             await self.clock.sleep(self.period, never)
             offset = self._offset()
-            if abs(offset - base) >= STEP_TOLERANCE_SECONDS:
-                base = offset
-                for wake in tuple(self._waiters):
+            for wake, planned in tuple(self._waiters.items()):
+                if abs(offset - planned) >= STEP_TOLERANCE_SECONDS:
+                    self._waiters[wake] = offset  # it re-plans on the clock as it reads now
                     wake.set()

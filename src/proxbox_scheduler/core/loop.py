@@ -23,7 +23,7 @@ from proxbox_scheduler.core.gate import TargetLock
 from proxbox_scheduler.core.judge import Counts, judge_counts
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
-from proxbox_scheduler.core.schedule import Mode, ModeKind, cron_fires, missed_fires, plan_interval
+from proxbox_scheduler.core.schedule import Mode, ModeKind, cron_fires, missed_fires, plan_cron, plan_interval
 from proxbox_scheduler.core.trigger import RunContext, RunLogAdapter, Trigger, new_run_id
 from proxbox_scheduler.state.base import (
     Counters,
@@ -136,6 +136,9 @@ class Scheduler:
         self._origin = 0.0  # interval grid origin (monotonic)
         self._index = 0  # grid slot of the last scheduled run
         self._last_fire: datetime | None = None  # cron fire of the last run
+        self._woke_at: datetime | None = (
+            None  # wall time a cron wait ended (fires before it were stepped past)
+        )
         remembered = memory.last_success.counts if memory.last_success else {}
         self.last_counts: Counts | None = dict(remembered) if any(remembered.values()) else None
         """Object counts of the last success with objects (from the store after a restart)."""
@@ -201,6 +204,8 @@ class Scheduler:
             fire = self._first_fire()
         try:
             while (wake := await self._wait_for(fire)) is not Wake.STOP:
+                if wake is Wake.FIRE and fire.at_wall is not None:
+                    self._woke_at = self.clock.now()
                 if wake is Wake.FIRE and self._pause.on:
                     self.observer.on_skip("paused", 1, "the job is paused")
                     fire = self._next_fire(0.0)
@@ -475,22 +480,15 @@ class Scheduler:
 
     def _next_cron(self, wait: float) -> Fire:
         assert self._last_fire is not None
-        now_wall = self.clock.now()
-        earliest = now_wall + timedelta(seconds=wait)
-        overrun = backoff = 0
-        for fire in cron_fires(self.settings.mode.cron, self._last_fire, self.settings.tz):
-            if fire >= earliest and fire > now_wall:
-                break
-            if overrun + backoff >= MAX_COUNTED_SKIPS:
-                fire = next(cron_fires(self.settings.mode.cron, earliest, self.settings.tz))
-                break
-            if fire <= now_wall:
-                overrun += 1
-            else:
-                backoff += 1
-        if overrun:
-            self.observer.on_skip("overrun", overrun, "cron fires passed while the run was going")
-        if backoff:
-            self.observer.on_skip("backoff", backoff, "cron fires fell inside the wait after a failure")
-        self._last_fire = fire
-        return Fire(at_wall=fire, slot=fire)
+        woke, self._woke_at = self._woke_at, None
+        s, now = self.settings, self.clock.now()
+        plan = plan_cron(s.mode.cron, self._last_fire, s.tz, now, wait, woke, MAX_COUNTED_SKIPS)
+        for reason, count, detail in (
+            ("missed", plan.stepped, "the wall clock stepped past these cron fires (one ran)"),
+            ("overrun", plan.overrun, "cron fires passed while the run was going"),
+            ("backoff", plan.backoff, "cron fires fell inside the wait after a failure"),
+        ):
+            if count:
+                self.observer.on_skip(reason, count, detail)
+        self._last_fire = plan.fire
+        return Fire(at_wall=plan.fire, slot=plan.fire)

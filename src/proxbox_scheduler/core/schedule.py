@@ -144,6 +144,39 @@ def plan_interval(origin: float, index: int, interval: float, now: float) -> Int
     return IntervalPlan(now, 0, now, passed - 1)
 
 
+@dataclass(frozen=True)
+class CronPlan:
+    """The next cron fire after a run and the fires passed over, by why: ``stepped`` the wall
+    clock had jumped past before the wait for the last fire ended, ``overrun`` passed during
+    the run, ``backoff`` fall inside the wait after a failure."""
+
+    fire: datetime
+    stepped: int = 0
+    overrun: int = 0
+    backoff: int = 0
+
+
+def plan_cron(
+    expr: str, last: datetime, tz: ZoneInfo, now: datetime, wait: float, woke: datetime | None, cap: int
+) -> CronPlan:
+    """The first fire after ``last`` that is both in the future and past ``now + wait``; at most
+    ``cap`` passed fires are counted (then the fire is simply the first after the wait)."""
+    earliest = now + timedelta(seconds=wait)
+    stepped = overrun = backoff = 0
+    for fire in cron_fires(expr, last, tz):
+        if fire >= earliest and fire > now:
+            return CronPlan(fire, stepped, overrun, backoff)
+        if stepped + overrun + backoff >= cap:
+            return CronPlan(next(cron_fires(expr, earliest, tz)), stepped, overrun, backoff)
+        if woke is not None and fire <= woke:
+            stepped += 1
+        elif fire <= now:
+            overrun += 1
+        else:
+            backoff += 1
+    raise AssertionError("cron_fires never ends")
+
+
 def upcoming(mode: Mode, start: datetime, tz: ZoneInfo, count: int) -> list[datetime]:
     """The next ``count`` fire times from ``start`` for `check` (interval: start + k*S)."""
     if mode.kind is ModeKind.CRON:

@@ -68,12 +68,13 @@ async def probe_api(job: JobConfig, names: SettingNames, label: str) -> Line:
 
 
 def api_probes(config: Config) -> list[Coroutine[Any, Any, Line]]:
-    """One probe per proxbox-api the http jobs call (the first job of each asks, its settings named)."""
-    by_url: dict[str, list[JobConfig]] = {}
+    """One probe per proxbox-api the http jobs call: per target, as a target's jobs share its URL,
+    key and TLS settings (the first job of each asks, its settings named)."""
+    by_target: dict[tuple[str, str], list[JobConfig]] = {}
     for job in config.jobs:
         if job.invoke == "http" and job.api_url:
-            by_url.setdefault(job.api_url, []).append(job)
-    if not by_url:
+            by_target.setdefault((job.target_name, job.api_url), []).append(job)
+    if not by_target:
         return []
     several = len(config.jobs) > 1
     return [
@@ -82,7 +83,7 @@ def api_probes(config: Config) -> list[Coroutine[Any, Any, Line]]:
             SettingNames.of(config.names(jobs[0].name)),
             f"proxbox-api (jobs {', '.join(j.name for j in jobs)})" if several else "proxbox-api",
         )
-        for jobs in by_url.values()
+        for jobs in by_target.values()
     ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -220,12 +220,16 @@ class StatusStore:
         loop_probe: LoopProbe = _no_probe,
         jobs: Sequence[dict[str, Any]] = ({"name": "default"},),
         wall: Callable[[], datetime] = _utc_now,
+        limits: Mapping[str, tuple[float, str]] | None = None,
     ) -> None:
+        """``hard_limit`` is how long a run may go before /livez fails; ``limits`` gives a job its
+        own (seconds, and the setting that holds its run timeout, named in the reason)."""
         self.loop_probe = loop_probe
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._info = dict(info)
         self._hard_limit = hard_limit  # run timeout + shutdown grace: past it a run is wedged
+        self._limits = dict(limits or {})
         self.jobs = [JobStatus(job, self._lock, monotonic, wall) for job in jobs]
         self.sections: dict[str, Callable[[], Any]] = {}
         """Extra /status sections computed when read (e.g. ``replica``), set by whoever wires them."""
@@ -258,9 +262,10 @@ class StatusStore:
         now = self._monotonic()
         with self._lock:
             for job in self.jobs:
-                if job.current and now - job.current_mono > self._hard_limit:
+                limit, setting = self._limits.get(job.name, (self._hard_limit, "its run timeout"))
+                if job.current and now - job.current_mono > limit:
                     run = f"run {job.current['id']} of job {job.name}"
-                    return False, f"{run} is past PROXBOX_API_TIMEOUT plus the grace"
+                    return False, f"{run} is past {setting} plus the grace"
             state = self.jobs[0].state
         if not self.loop_probe(LOOP_ANSWER_SECONDS):
             return False, f"the scheduler loop has not answered within {LOOP_ANSWER_SECONDS:g} s"
