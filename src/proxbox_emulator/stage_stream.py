@@ -55,9 +55,14 @@ class StageScript:
         frames.writer.finish()
         return Outcome.OK
 
+    @property
+    def _vms(self) -> list[Vm]:
+        """The VMs this run covers: none when its endpoint selection leaves the cluster out."""
+        return self.frames.inventory.vms if self.selected else []
+
     def _body(self) -> dict[str, Any]:
         if self.stage == "virtual-machines":
-            return vm_stage(self.frames, self.frames.inventory.vms if self.selected else [])
+            return vm_stage(self.frames, self._vms)
         if not self.selected:
             return {"count": 0}
         return BODIES[self.stage](self.frames)
@@ -66,7 +71,7 @@ class StageScript:
         """Fail as the captured VM stage does: after the stage announced what it found."""
         settings = self.frames.settings
         if self.stage == "virtual-machines":
-            vm_discovery(self.frames, self.frames.inventory.vms if self.selected else [])
+            vm_discovery(self.frames, self._vms)
         error = settings.fail_error
         if settings.fail_detail is not None:
             error = f"{error} | {settings.fail_detail}"

@@ -202,9 +202,9 @@ class StreamVerdict:
         Without it a VM-stage job would report no counts, and a run that synced
         nothing could not be told from one that synced everything.
         """
-        count = result.get(STAGE_COUNT_KEY)
         if self._announced is not None or len(self._started) != 1:
             return {}
+        count = result.get(STAGE_COUNT_KEY)
         if not isinstance(count, int) or isinstance(count, bool):
             return {}
         return {next(iter(self._started)).replace("-", "_"): count}
