@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 
 from proxbox_scheduler.core.judge import judge_counts
 from proxbox_scheduler.core.outcome import Outcome, ProgressKind, Status
-from proxbox_scheduler.proxbox.answers import status_outcome
+from proxbox_scheduler.proxbox.answers import SettingNames, status_outcome
 from proxbox_scheduler.proxbox.sse import Event, SSEDecoder
 from proxbox_scheduler.proxbox.verdict import Milestone, StreamVerdict
-from proxbox_scheduler.triggers.http import NAMES
 from tests.support.captures import SAMPLES, STAGE_STREAMS, json_bodies, origin
 
 NOW = 1_800_000_000.0
+NAMES = SettingNames(url="url", path="path", timeout="timeout", backoff_max="backoff_max")  # a 400 names none
 OK = {
     "sample-stage-vms-ok.txt": ("Virtual machines sync completed.", {"virtual_machines": 2}),
     "sample-stage-vms-ok-first.txt": ("Virtual machines sync completed.", {"virtual_machines": 2}),
