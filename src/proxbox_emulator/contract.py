@@ -60,6 +60,9 @@ EVENTS = (
     "complete",
 )
 
+# Sent only by the VM stage's own stream (sample-stage-vms-ok.txt), never by a full update.
+STAGE_ONLY_EVENTS = ("substep",)
+
 KEY_HEADER = "X-Proxbox-API-Key"
 STREAM_PATH = "/full-update/stream"
 SYNC_ACTIVE_PATH = "/sync/active"
@@ -128,6 +131,54 @@ REJECT_BODIES: dict[int, dict[str, Any]] = {
         "python_exception": None,
     },
 }
+
+
+# The per-stage streams: path -> the one stage it runs (proxbox-api 0.0.30.post2's /openapi.json).
+# Each frames its run like sample-stage-*.txt: ``step <stage> started``, the stage's frames,
+# ``step <stage> completed`` and ``complete``, both with the stage's result; no bootstrap,
+# no ``stream`` step, no full-update discovery. None of them shows in ``/sync/active``
+# (stage-http-and-active.txt).
+STAGE_PATHS = {
+    "/dcim/devices/create/stream": "devices",
+    "/virtualization/virtual-machines/storage/create/stream": "storage",
+    "/virtualization/virtual-machines/create/stream": "virtual-machines",
+    "/virtualization/virtual-machines/virtual-disks/create/stream": "virtual-disks",
+    "/virtualization/virtual-machines/task-history/create/stream": "task-history",
+    "/virtualization/virtual-machines/backups/all/create/stream": "backups",
+    "/virtualization/virtual-machines/snapshots/all/create/stream": "snapshots",
+    "/dcim/devices/interfaces/create/stream": "node-interfaces",
+    "/virtualization/virtual-machines/interfaces/create/stream": "vm-interfaces",
+    "/virtualization/virtual-machines/interfaces/ip-address/create/stream": "vm-ip-addresses",
+    "/proxmox/replication/stream": "replications",
+    "/proxmox/cluster/backup/stream": "backup-routines",
+}
+
+# The stages whose stream words its messages with a capitalised label of its own; the
+# others use the stage's name as it is ("devices sync completed.", sample-stage-devices-ok.txt).
+STAGE_STREAM_LABELS = {"virtual-machines": "Virtual machines", "replications": "Replications"}
+
+# Query parameters that narrow a run to some Proxmox endpoints; the first one given wins
+# (proxmox_endpoint_ids is the plugin's alias and takes precedence).
+ENDPOINT_ID_PARAMS = ("proxmox_endpoint_ids", "endpoint_ids")
+EMULATED_ENDPOINT_ID = 1
+"""The id of the one Proxmox endpoint the emulated cluster is (the stack's mock has id 1 too)."""
+INVALID_ENDPOINT_IDS_BODY = {
+    "message": "Invalid Proxmox endpoint_ids query parameter",
+    "detail": "endpoint_ids must be a comma-separated list of integers.",
+    "python_exception": None,
+}
+"""The 400 for ``endpoint_ids=abc`` (stage-http-and-active.txt), before any stream."""
+
+
+def stage_stream_wording(stage: str) -> tuple[str, str, str, str]:
+    """A per-stage stream's messages: started, completed step, complete ok, complete failed."""
+    label = STAGE_STREAM_LABELS.get(stage, stage)
+    return (
+        f"Starting {label.lower()} synchronization.",
+        f"{label} synchronization finished.",
+        f"{label} sync completed.",
+        f"{label} sync failed.",
+    )
 
 
 def key_required(attempts: int) -> dict[str, str]:

@@ -61,9 +61,11 @@ class RequestRecord:
 
 @dataclass
 class RunRecord:
-    """One ``/full-update/stream`` run; ``outcome`` stays None while it is active.
+    """One stream run; ``outcome`` stays None while it is active.
 
-    The outcome is recorded just before the terminal frames are written.
+    ``kind`` is ``full-update`` or the stage a per-stage stream ran; ``endpoint_ids`` the
+    Proxmox endpoints the query narrowed it to (None: all). The outcome is recorded just
+    before the terminal frames are written.
     """
 
     id: str
@@ -71,6 +73,7 @@ class RunRecord:
     started_at: str
     kind: str = RUN_KIND
     outcome: Outcome | None = None
+    endpoint_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,15 @@ class Ledger:
             self._stream_requests += 1
             return self._stream_requests
 
-    def begin_run(self, *, cut_every: int, fail_every: int) -> RunStart:
-        """Register a run and decide its fate by its number (cut wins over fail)."""
+    def begin_run(
+        self,
+        *,
+        cut_every: int,
+        fail_every: int,
+        kind: str = RUN_KIND,
+        endpoint_ids: tuple[int, ...] | None = None,
+    ) -> RunStart:
+        """Register a run and decide its fate by its number, counted over every kind (cut wins over fail)."""
         with self._changed:
             number = len(self._runs) + 1
             if cut_every and number % cut_every == 0:
@@ -143,7 +153,13 @@ class Ledger:
             else:
                 fate = Fate.OK
             first = not any(run.outcome == Outcome.OK for run in self._runs)
-            run = RunRecord(id=str(uuid.uuid4()), number=number, started_at=_iso_now())
+            run = RunRecord(
+                id=str(uuid.uuid4()),
+                number=number,
+                started_at=_iso_now(),
+                kind=kind,
+                endpoint_ids=endpoint_ids,
+            )
             self._runs.append(run)
             self._active[run.id] = run
             self._writing += 1
@@ -212,11 +228,13 @@ class Ledger:
             return len(self._active)
 
     def sync_active(self) -> dict[str, Any]:
-        """The ``GET /sync/active`` body (sync-active-and-concurrency.txt)."""
+        """The ``GET /sync/active`` body (sync-active-and-concurrency.txt): full updates only,
+        per-stage runs never show there (stage-http-and-active.txt)."""
         with self._lock:
             runs = [
                 {"id": run.id, "kind": run.kind, "started_at": run.started_at}
                 for run in self._active.values()
+                if run.kind == RUN_KIND
             ]
         if not runs:
             return {"active": False, "started_at": None, "id": None, "kind": None, "runs": []}

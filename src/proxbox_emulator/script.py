@@ -19,6 +19,16 @@ from proxbox_emulator.ledger import Fate, Outcome
 from proxbox_emulator.stages import BODIES
 
 
+def cut(frames: Frames, settle: Callable[[Outcome], None]) -> Outcome:
+    """End a run fated to be cut: no terminal event, the body ended or the connection dropped."""
+    settle(Outcome.CUT)
+    if frames.settings.cut_mode == "clean":
+        frames.writer.finish()
+    else:
+        frames.writer.abort()
+    return Outcome.CUT
+
+
 class Script:
     """Plays one run as proxbox-api does; ``play`` returns its outcome."""
 
@@ -40,7 +50,7 @@ class Script:
             )
             self.frames.writer.pause(settings.slow_stages.get(stage, settings.stage_delay))
             if stage == settings.fail_stage and self.fate is Fate.CUT:
-                return self._cut()
+                return cut(self.frames, self.settle)
             if stage == settings.fail_stage and self.fate is Fate.FAIL:
                 return self._fail(stage)
             result = BODIES[stage](self.frames)
@@ -92,15 +102,6 @@ class Script:
                 "metadata": {"operation_id": self.run_id},
             },
         )
-
-    def _cut(self) -> Outcome:
-        writer = self.frames.writer
-        self.settle(Outcome.CUT)
-        if self.frames.settings.cut_mode == "clean":
-            writer.finish()
-        else:
-            writer.abort()
-        return Outcome.CUT
 
     def _fail(self, stage: str) -> Outcome:
         """The failure shape of sample-stream-fail*.txt: error_detail(s), error, complete."""

@@ -21,13 +21,18 @@ from urllib.parse import parse_qs, urlsplit
 from proxbox_emulator.auth import KeyCheck
 from proxbox_emulator.contract import (
     DEFAULT_FETCH_CONCURRENCY,
+    EMULATED_ENDPOINT_ID,
+    ENDPOINT_ID_PARAMS,
+    INVALID_ENDPOINT_IDS_BODY,
     KEY_HEADER,
     METHOD_NOT_ALLOWED_BODY,
     NOT_FOUND_BODY,
     OPEN_PATHS,
     REJECT_BODIES,
+    RUN_KIND,
     SECURITY_HEADERS,
     SERVER_HEADER,
+    STAGE_PATHS,
     STREAM_HEADERS,
     STREAM_PATH,
     SYNC_ACTIVE_PATH,
@@ -35,10 +40,25 @@ from proxbox_emulator.contract import (
 )
 from proxbox_emulator.frames import Frames
 from proxbox_emulator.inventory import Inventory
-from proxbox_emulator.ledger import TERMINAL, Ledger, Outcome, RequestRecord, RunRecord
+from proxbox_emulator.ledger import TERMINAL, Ledger, Outcome, RequestRecord, RunRecord, RunStart
 from proxbox_emulator.script import Script
 from proxbox_emulator.settings import EmulatorSettings
 from proxbox_emulator.sse import ClientGone, SseWriter, await_peer
+from proxbox_emulator.stage_stream import StageScript
+
+Settle = Callable[[Outcome], None]
+Play = Callable[[Frames, RunStart, Settle], Outcome]
+
+
+def endpoint_ids(query: dict[str, list[str]]) -> tuple[int, ...] | None:
+    """The Proxmox endpoints a stream's query narrows it to (None: all), as proxbox-api reads them.
+
+    Raises ValueError for a value that is not a comma-separated list of integers.
+    """
+    raw = next((query[name][-1] for name in ENDPOINT_ID_PARAMS if query.get(name, [""])[-1].strip()), None)
+    if raw is None:
+        return None
+    return tuple(int(part) for part in raw.split(",") if part.strip())
 
 
 class _Server(ThreadingHTTPServer):
@@ -127,7 +147,8 @@ class Handler(BaseHTTPRequestHandler):
             STREAM_PATH: lambda: self._full_update(parse_qs(query)),
             SYNC_ACTIVE_PATH: lambda: self._json(200, self.server.emulator.ledger.sync_active()),
         }
-        answer = routes.get(path)
+        stage = STAGE_PATHS.get(path)
+        answer = routes.get(path) if stage is None else lambda: self._stage_stream(stage, parse_qs(query))
         if answer is None:
             self._json(404, NOT_FOUND_BODY)
         elif method != "GET":
@@ -203,14 +224,48 @@ class Handler(BaseHTTPRequestHandler):
         return chunked
 
     def _full_update(self, query: dict[str, list[str]]) -> None:
+        fetch_concurrency = self._fetch_concurrency(query)
+        if fetch_concurrency is None:
+            return
+
+        def play(frames: Frames, start: RunStart, settle: Settle) -> Outcome:
+            return Script(frames, start.run.id, start.fate, settle).play()
+
+        self._stream(play, fetch_concurrency)
+
+    def _stage_stream(self, stage: str, query: dict[str, list[str]]) -> None:
+        """A per-stage stream: one stage, narrowed by ``endpoint_ids`` like the real one."""
+        try:
+            selection = endpoint_ids(query)
+        except ValueError:
+            self._json(400, INVALID_ENDPOINT_IDS_BODY)
+            return
+        chosen = selection is None or EMULATED_ENDPOINT_ID in selection
+
+        def play(frames: Frames, start: RunStart, settle: Settle) -> Outcome:
+            selected = chosen and not frames.empty
+            return StageScript(frames, stage, start.fate, settle, selected=selected).play()
+
+        self._stream(play, int(DEFAULT_FETCH_CONCURRENCY), kind=stage, selection=selection)
+
+    def _stream(
+        self,
+        play: Play,
+        fetch_concurrency: int,
+        *,
+        kind: str = RUN_KIND,
+        selection: tuple[int, ...] | None = None,
+    ) -> None:
+        """One stream run of any kind: refusals, the held first byte, the ledger, the outcome."""
         emulator = self.server.emulator
         settings = emulator.settings
-        fetch_concurrency = self._fetch_concurrency(query)
-        if fetch_concurrency is None or self._rejected():
+        if self._rejected():
             return
         if settings.first_byte_delay and not self._hold_first_byte(settings.first_byte_delay):
             return
-        start = emulator.ledger.begin_run(cut_every=settings.cut_every, fail_every=settings.fail_every)
+        start = emulator.ledger.begin_run(
+            cut_every=settings.cut_every, fail_every=settings.fail_every, kind=kind, endpoint_ids=selection
+        )
         outcome = Outcome.ERROR  # only kept if the emulator itself raised
         writer: SseWriter | None = None
         try:
@@ -225,9 +280,7 @@ class Handler(BaseHTTPRequestHandler):
                 fetch_concurrency=fetch_concurrency,
                 empty=empty,
             )
-            outcome = Script(
-                frames, start.run.id, start.fate, lambda o: emulator.ledger.end_run(start.run, o)
-            ).play()
+            outcome = play(frames, start, lambda o: emulator.ledger.end_run(start.run, o))
         except (ClientGone, OSError):
             outcome = Outcome.STOPPED if emulator.stopping else Outcome.DISCONNECTED
         finally:

@@ -87,9 +87,10 @@ def _parse_slow_stage(text: str) -> tuple[str, float]:
 class EmulatorSettings:
     """Every knob of the emulator; the defaults are an instant, always-successful small cluster.
 
-    Run numbering starts at 1 per emulator. ``fail_every``/``cut_every`` pick runs by
-    that number (a run that qualifies for both is cut). ``fail_stage`` is the stage
-    at which failing runs fail and cut runs are cut, after the stage's delay.
+    Run numbering starts at 1 per emulator, full and per-stage runs alike. ``fail_every``/
+    ``cut_every`` pick runs by that number (a run that qualifies for both is cut).
+    ``fail_stage`` is the stage at which failing full runs fail and cut ones are cut, after
+    the stage's delay; a per-stage run fails or is cut in its own stage.
     ``result_bytes`` is the approximate size of the final ``complete`` data line;
     the filler goes into ``result.journal_entries`` as NetBox-like records so the
     line stays one valid JSON document with realistic nesting.
@@ -139,7 +140,7 @@ class EmulatorSettings:
     )
     fail_stage: str = _setting(
         "node-interfaces",
-        "stage where failing runs fail and cut runs are cut (default %(default)s)",
+        "stage where failing full runs fail and cut ones are cut (default %(default)s)",
         accept=STAGE,
     )
     fail_error: str = _setting("NetBox REST request failed", "error string of failing runs")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxbox_emulator.frames import Frames, progress
+from proxbox_emulator.inventory import Vm
 
 _FLOOD_BATCH = 4096  # item_progress frames per chunk when flooding
 ITEM_FRAME = (
@@ -142,8 +143,18 @@ def virtual_machines(f: Frames) -> dict[str, Any]:
     )
     if f.settings.item_events:
         _flood(f, f.settings.item_events)
+    vm_phase_end(f, vms)
+    return {"count": n}
+
+
+def vm_phase_end(f: Frames, vms: list[Vm], *, always_name_failed: bool = False) -> None:
+    """The VM phase's summary and end row, one VM failed when the run is degraded (both VM streams).
+
+    The full update leaves ``, 0 failed`` out of its summary; the VM stage's own stream
+    always says it (sample-stage-vms-ok.txt).
+    """
+    n = len(vms)
     failed = 1 if f.settings.degraded and n else 0
-    message = f"Virtual machine sync completed: {n} synchronized"
     if failed:
         vm = vms[-1]
         f.event(
@@ -159,11 +170,12 @@ def virtual_machines(f: Frames) -> dict[str, Any]:
                 "error": "NetBox rejected the virtual machine payload (400)",
             },
         )
-        message = f"Virtual machine sync completed: {n - 1} synchronized, 1 failed"
+    message = f"Virtual machine sync completed: {n - failed} synchronized"
+    if failed or always_name_failed:
+        message += f", {failed} failed"
     status = "completed_with_errors" if failed else "completed"
     f.phase_summary("virtual-machines", message, f.tally(n, failed), status=status)
     f.end_of("virtual_machine")
-    return {"count": n}
 
 
 def virtual_disks(f: Frames) -> dict[str, Any]:
@@ -210,8 +222,8 @@ def virtual_disks(f: Frames) -> dict[str, Any]:
     return {"count": len(vms)}
 
 
-def task_history(f: Frames) -> dict[str, Any]:
-    vms = f.inventory.vms
+def task_history(f: Frames, vms: list[Vm] | None = None) -> dict[str, Any]:
+    vms = f.inventory.vms if vms is None else vms
     n = len(vms)
     f.discovery(
         "task-history",

@@ -72,7 +72,7 @@ def wait_for_access_lines(stack: Stack, since: int, want: int, timeout: float = 
 
 @dataclass
 class Stream:
-    """One /full-update/stream as (event name, decoded data) pairs."""
+    """One stream (the full update or a stage's) as (event name, decoded data) pairs."""
 
     events: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -102,12 +102,18 @@ class Stream:
         return sorted(data) if isinstance(data, dict) else []
 
 
-def capture_stream(url: str, key: str, timeout: float = 180.0) -> Stream:
-    """Read GET {url}/full-update/stream to its end (lines decoded the simple way: one data line)."""
+def capture_stream(
+    url: str,
+    key: str,
+    timeout: float = 180.0,
+    path: str = "/full-update/stream",
+    params: dict[str, str] | None = None,
+) -> Stream:
+    """Read GET {url}{path} to its end (lines decoded the simple way: one data line)."""
     stream, name = Stream(), "message"
     headers = {"X-Proxbox-API-Key": key, "Accept": "text/event-stream"}
     with httpx.stream(
-        "GET", f"{url}/full-update/stream", headers=headers, timeout=httpx.Timeout(10.0, read=timeout)
+        "GET", f"{url}{path}", params=params, headers=headers, timeout=httpx.Timeout(10.0, read=timeout)
     ) as response:
         assert response.status_code == 200, response.read()
         for line in response.iter_lines():

@@ -1,8 +1,8 @@
 """The emulator against the real thing: the same scenario gives the same event sequence.
 
-Both streams are read raw from GET /full-update/stream: the real proxbox-api on
-the stack, and `proxbox-scheduler emulate-api` (its CLI, so the test does not
-depend on the emulator's module path). Compared: the set of event names, the
+Both streams are read raw from GET /full-update/stream (or the VM stage's own
+stream): the real proxbox-api on the stack, and `proxbox-scheduler emulate-api`
+(its CLI, so the test does not depend on the emulator's module path). Compared: the set of event names, the
 order in which stages start, and the terminal event's name and payload keys.
 """
 
@@ -84,3 +84,22 @@ def test_a_failed_run_matches_the_emulator(stack: Stack, emulator: Emulator) -> 
     emulated = capture_stream(url, key)
     assert_same_shape(real, emulated)
     assert emulated.keys_of("error") == real.keys_of("error")
+
+
+VM_STAGE = "/virtualization/virtual-machines/create/stream"
+
+
+@pytest.mark.parametrize(("endpoint_ids", "count"), [("1", 2), ("99", 0)])
+def test_the_vm_stage_stream_matches_the_emulator(
+    stack: Stack, emulator: Emulator, endpoint_ids: str, count: int
+) -> None:
+    """The VM stage alone, on the stack's one endpoint (1 VM + 1 container) and on an unknown id."""
+    params = {"endpoint_ids": endpoint_ids}
+    real = capture_stream(stack.api_url, stack.api_key, path=VM_STAGE, params=params)
+    assert real.started_stages == ["virtual-machines"], real.started_stages
+    assert real.events[-1] == ("complete", {"ok": True, "message": "Virtual machines sync completed.",
+                                            "result": {"count": count}})  # fmt: skip
+    url, key = emulator()
+    emulated = capture_stream(url, key, path=VM_STAGE, params=params)
+    assert_same_shape(real, emulated)
+    assert emulated.events[-1] == real.events[-1]

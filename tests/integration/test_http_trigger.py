@@ -193,7 +193,7 @@ def test_bom_crlf_cr_and_multiline_data_over_the_wire(server: SSEServer) -> None
     server.route(STREAM, sse(WIRE))
     outcome = run(config(server.url), progress)
     assert outcome.ok and outcome.details == {"counts": {"devices": 7}}
-    assert progress.calls == [("stage_started", {"stage": "devices", "index": 1, "total": 12})]
+    assert progress.calls == [("stage_started", {"stage": "devices", "index": 1, "total": 1})]
 
 
 def test_frames_split_at_every_byte(server: SSEServer) -> None:

@@ -22,6 +22,7 @@ from tests.support.http import http_get, metric, metrics_samples
 from tests.support.processes import CLI, Proc, base_env, event, free_port, parse_json, poll, run_cli, running
 
 KEY = "jobs-test-key-4f1c"
+VM_STAGE = "/virtualization/virtual-machines/create/stream"
 
 
 def jobs_file(tmp_path: Path, emu: Emulator) -> Path:
@@ -39,6 +40,7 @@ target = "main"
 name = "vms"
 mode = "interval=1"
 target = "main"
+path = "{VM_STAGE}"
 params = {{ endpoint_ids = "1" }}
 [[jobs]]
 name = "netbox-cli"
@@ -86,7 +88,12 @@ def test_three_jobs_run_on_their_schedules_with_per_job_status_and_metrics(tmp_p
                 (datetime.now(UTC) + timedelta(days=1)).date().isoformat()[:4]
             )
             assert all(run["outcome"] == "success" for run in vms["runs"] + cli["runs"])
-            assert cli["invoke"] == "exec" and vms["target"].endswith("/full-update/stream?endpoint_ids=1")
+            assert cli["invoke"] == "exec" and vms["target"].endswith(f"{VM_STAGE}?endpoint_ids=1")
+            for run in vms["runs"]:  # one stage of one, with the VM count the stage reported
+                assert run["counts"] == {"virtual_machines": 2}, run
+                assert [(st["stage"], st["index"], st["count"]) for st in run["stages"]] == [
+                    ("virtual-machines", 1, 2)
+                ], run
             assert snap["mode"] == full["mode"] == "cron=0 2 * * *"  # top level: the first job
             for key in ("name", "mode", "zone", "invoke", "target", "state", "next_fire", "current",
                         "last_success", "consecutive_failures", "runs"):  # fmt: skip
@@ -98,8 +105,13 @@ def test_three_jobs_run_on_their_schedules_with_per_job_status_and_metrics(tmp_p
             assert metric(samples, "proxbox_scheduler_runs_total", job="netbox-cli", outcome="success") >= 2
             assert metric(samples, "proxbox_scheduler_runs_total", job="full", outcome="success") == 0
             assert http_get(base + "/").text.count('class="card"') == 3
-            streams = [r for r in emu.request_log if r.path == "/full-update/stream"]
-            assert streams and all(r.query == "endpoint_ids=1" for r in streams)
+            streams = {(r.path, r.query) for r in emu.request_log if r.path != "/sync/active"}
+            assert streams == {(VM_STAGE, "endpoint_ids=1")}
+            finished = [run for run in emu.runs if run.outcome is not None]  # one may be in flight
+            assert len(finished) >= 2
+            assert {(run.kind, run.endpoint_ids, run.outcome) for run in finished} == {
+                ("virtual-machines", (1,), "ok")
+            }
             assert proc.wait_for(event("run finished", job="netbox-cli"), timeout=5)
             assert KEY not in proc.all_output()
     finally:

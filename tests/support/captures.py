@@ -13,10 +13,29 @@ STREAMS = (
     "sample-stream-fail-netbox-500.txt",
     "sample-stream-fail-netbox-down.txt",
 )
+STAGE_STREAMS = {
+    "sample-stage-vms-ok.txt": "/virtualization/virtual-machines/create/stream?endpoint_ids=1",
+    "sample-stage-vms-ok-first.txt": "/virtualization/virtual-machines/create/stream",
+    "sample-stage-vms-unknown-endpoint.txt": "/virtualization/virtual-machines/create/stream?endpoint_ids=99",
+    "sample-stage-vms-fail-netbox-500.txt": "/virtualization/virtual-machines/create/stream?endpoint_ids=1",
+    "sample-stage-devices-ok.txt": "/dcim/devices/create/stream",
+    "sample-stage-devices-unknown-endpoint.txt": "/dcim/devices/create/stream?endpoint_ids=99",
+    "sample-stage-devices-fail-netbox-500.txt": "/dcim/devices/create/stream?endpoint_ids=1",
+}
+"""The per-stage stream captures and the request each answered. Each file opens with an SSE
+comment naming its origin (the real proxbox-api 0.0.30.post2 on tests/e2e/stack, the date,
+the request and any fault); decoders skip it, as they skip keep-alives."""
 
 
 def sample(name: str) -> str:
     return (SAMPLES / name).read_text()
+
+
+def origin(name: str) -> str:
+    """The opening comment of a per-stage capture: where and how it was taken."""
+    first = sample(name).splitlines()[0]
+    assert first.startswith(": captured "), name
+    return first
 
 
 def stream_events(name: str) -> list[tuple[str, dict[str, Any]]]:

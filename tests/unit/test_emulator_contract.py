@@ -25,22 +25,27 @@ from proxbox_emulator.contract import (
     BOOTSTRAP_OBJECTS,
     DISCOVERY_ORDER,
     EVENTS,
+    INVALID_ENDPOINT_IDS_BODY,
     KEY_HEADER,
     LOCKED_BODY,
     REJECT_BODIES,
     SECURITY_HEADERS,
     SERVER_HEADER,
     STAGE_LABELS,
+    STAGE_ONLY_EVENTS,
+    STAGE_PATHS,
     STAGES,
     STREAM_HEADERS,
     STREAM_PATH,
     SYNC_ACTIVE_PATH,
     key_invalid,
     key_required,
+    stage_stream_wording,
 )
 from proxbox_emulator.settings import NON_NEGATIVE, add_arguments, flag_of, settings_from_args
 from proxbox_emulator.stages import BODIES
 from tests.support.captures import (
+    STAGE_STREAMS,
     STREAMS,
     announced_stages,
     captured_stages,
@@ -113,6 +118,48 @@ def test_auth_and_rejection_bodies_are_the_captured_ones() -> None:
     captured_502 = next(body for body in bodies if body.get("message") == REJECT_BODIES[502]["message"])
     assert captured_502["detail"].keys() == REJECT_BODIES[502]["detail"].keys()
     assert captured_502["detail"]["cause"] == REJECT_BODIES[502]["detail"]["cause"]
+
+
+# ---------------------------------------------------------------- per-stage streams vs their captures
+
+
+def _stage_of(capture: str) -> str:
+    first_name, first = stream_events(capture)[0]
+    assert first_name == "step" and first["status"] == "started"
+    return first["step"]
+
+
+def test_stage_paths_cover_every_stage_and_the_captured_requests() -> None:
+    assert sorted(STAGE_PATHS.values()) == sorted(STAGES)
+    for capture, request in STAGE_STREAMS.items():
+        assert STAGE_PATHS[request.partition("?")[0]] == _stage_of(capture), capture
+
+
+def test_stage_stream_wording_is_the_captured_one() -> None:
+    for capture in STAGE_STREAMS:
+        stage = _stage_of(capture)
+        started, finished, completed, failed = stage_stream_wording(stage)
+        events = stream_events(capture)
+        steps = [d for n, d in events if n == "step" and d["step"] == stage]
+        name, terminal = events[-1]
+        assert name == "complete" and steps[0]["message"] == started, capture
+        if terminal["ok"]:
+            assert [d["status"] for d in steps] == ["started", "completed"], capture
+            assert steps[1]["message"] == finished and terminal["message"] == completed, capture
+            assert steps[1]["result"] == terminal["result"], capture
+        else:
+            assert terminal["message"] == failed, capture
+
+
+def test_stage_only_events_are_sent_by_stage_streams_alone() -> None:
+    full = {name for stream in STREAMS for name, _ in stream_events(stream)}
+    staged = {name for stream in STAGE_STREAMS for name, _ in stream_events(stream)}
+    assert set(STAGE_ONLY_EVENTS) == staged - full
+    assert staged - set(STAGE_ONLY_EVENTS) <= set(EVENTS)
+
+
+def test_the_bad_endpoint_ids_body_is_the_captured_one() -> None:
+    assert json_bodies("stage-http-and-active.txt")[0] == INVALID_ENDPOINT_IDS_BODY
 
 
 # ---------------------------------------------------------------- independence from the scheduler

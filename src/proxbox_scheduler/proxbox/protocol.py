@@ -8,6 +8,10 @@ from __future__ import annotations
 
 KEY_HEADER = "X-Proxbox-API-Key"
 FULL_UPDATE_PATH = "/full-update/stream"
+"""The whole sync; the per-stage streams (``/dcim/devices/create/stream``,
+``/virtualization/virtual-machines/create/stream`` ...) frame their events the same way
+but run one stage, without the ``stream`` step and the full-update ``discovery``, and
+end with ``complete {"ok": true, "result": {"count": n}}`` (tests/data/samples/sample-stage-*)."""
 ACTIVE_PATH = "/sync/active"
 EVENT_STREAM = "text/event-stream"
 
@@ -38,6 +42,10 @@ STAGES = (
 )
 """The twelve stages of a full update, in the order proxbox-api runs them."""
 
-SUMMARY_KEYS = frozenset({"ok", "message", "result", "errors", "error", "detail", "warnings", "degraded"})
+STAGE_COUNT_KEY = "count"
+"""The one figure of a per-stage stream's result: how many objects its stage synced."""
+SUMMARY_KEYS = frozenset(
+    {"ok", "message", "result", "errors", "error", "detail", "warnings", "degraded", STAGE_COUNT_KEY}
+)
 """Keys of a terminal payload the verdict reads (besides the ``*_count`` figures)."""
 COUNT_SUFFIX = "_count"

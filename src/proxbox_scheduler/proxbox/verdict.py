@@ -19,6 +19,7 @@ from proxbox_scheduler.proxbox.protocol import (
     FAILURE_EVENT,
     FULL_UPDATE_PHASE,
     PHASE_SUMMARY_EVENT,
+    STAGE_COUNT_KEY,
     STAGE_STEP_EVENT,
     STAGES,
     STREAM_STEP,
@@ -62,13 +63,16 @@ class StreamVerdict:
 
     Stage starts and ends go to ``on_milestone``. Only ``step`` events that
     name a stage, ``phase_summary``, the full-update ``discovery`` and
-    terminal events are parsed as JSON.
+    terminal events are parsed as JSON. The same rules judge ``/full-update/stream``
+    and the per-stage streams (``/dcim/devices/create/stream`` ...): only a full
+    update opens with the ``stream`` step, so only then are twelve stages expected;
+    otherwise the stages counted are the ones the stream started.
     """
 
     def __init__(self, on_milestone: MilestoneSink = _ignore) -> None:
         self._on_milestone = on_milestone
         self.last_stage: str | None = None
-        self._total = len(STAGES)
+        self._announced: int | None = None
         self._started: dict[str, int] = {}
         self._failed_objects = 0
         self._degraded = False
@@ -87,8 +91,13 @@ class StreamVerdict:
         elif name == DISCOVERY_EVENT and _FULL_UPDATE_PHASE.search(event.raw, 0, SNIFF_BYTES):
             body = parse_json(event.raw)
             if isinstance(body, dict) and isinstance(body.get("count"), int) and body["count"] > 0:
-                self._total = body["count"]
+                self._announced = body["count"]
         return None
+
+    @property
+    def _total(self) -> int:
+        """Stages this run is expected to have: as announced for a full update, else those started."""
+        return self._announced if self._announced is not None else len(self._started)
 
     def finish(self, cause: str = "") -> Outcome:
         """The stream ended (or broke, ``cause``) before a terminal event: never a success."""
@@ -109,6 +118,7 @@ class StreamVerdict:
             return
         step, status = body.get("step"), body.get("status")
         if step == STREAM_STEP and status == "started":
+            self._announced = len(STAGES)  # until the full update's discovery says otherwise
             found = _OPERATION_ID.search(str(body.get("message", "")))
             op = found.group(1) if found else None
             progress = Progress(ProgressKind.STREAM_STARTED, operation_id=op)
@@ -170,6 +180,8 @@ class StreamVerdict:
         if not isinstance(result, dict):
             result = {}
         counts, dropped = bounded_counts(result)
+        if not counts:
+            counts = self._stage_count(result)
         details: dict[str, Any] = {"counts": counts}
         if dropped:
             details["counts_dropped"] = dropped
@@ -183,6 +195,19 @@ class StreamVerdict:
             details["failed_objects"] = self._failed_objects
         message = render(body.get("message")) or "sync completed"
         return Outcome.success(clip(message, REASON_CHARS), degraded=degraded, details=details)
+
+    def _stage_count(self, result: Mapping[str, Any]) -> dict[str, int]:
+        """A per-stage stream's ``result: {"count": n}``, keyed by the one stage it ran.
+
+        Without it a VM-stage job would report no counts, and a run that synced
+        nothing could not be told from one that synced everything.
+        """
+        if self._announced is not None or len(self._started) != 1:
+            return {}
+        count = result.get(STAGE_COUNT_KEY)
+        if not isinstance(count, int) or isinstance(count, bool):
+            return {}
+        return {next(iter(self._started)).replace("-", "_"): count}
 
     def _terminal_failure(self, event: Event) -> Outcome:
         body = parse_json(event.raw)

@@ -1,6 +1,8 @@
 """Live progress for a person running `once` on a terminal: a bar over the sync's stages.
 
-Only used when stdout is a terminal; otherwise `once` logs as usual.
+Only used when stdout is a terminal; otherwise `once` logs as usual. The bar has no
+length until the first stage says how many there are (12 for a full update, 1 for a
+per-stage stream), so it never shows a length the run does not have.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from rich.progress import (
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Label, Outcome, Progress, ProgressKind
 
-FULL_SYNC_STAGES = 12
-
 
 class TerminalProgress(Observer):
     """Draws the stage bar while a run goes, then one summary line."""
@@ -48,12 +48,12 @@ class TerminalProgress(Observer):
             transient=True,
         )
         self._progress.start()
-        self._task = self._progress.add_task("connecting", total=FULL_SYNC_STAGES, counts="")
+        self._task = self._progress.add_task("connecting", total=None, counts="")
 
     def on_progress(self, run_id: str, progress: Progress) -> None:
         if self._progress is None:
             return
-        total = progress.total or FULL_SYNC_STAGES
+        total = progress.total  # None leaves the bar as it is
         if progress.kind is ProgressKind.STAGE_STARTED:
             stage = escape(str(progress.stage))
             self._progress.update(self._task, description=f"stage {stage}", total=total)
