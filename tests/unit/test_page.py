@@ -163,6 +163,16 @@ def test_running_state_names_the_stage_and_controls_only_when_on() -> None:
     assert 'data-action="run"' in controlled and 'data-action="resume"' in controlled
 
 
+def test_a_per_stage_run_is_shown_by_its_stage_alone() -> None:
+    store = _store()
+    store.job("default").on_run_start("dddddddd", T0)
+    store.job("default").on_progress(
+        "dddddddd", Progress(ProgressKind.STAGE_STARTED, "virtual-machines", 1, 1)
+    )
+    page = render(store.snapshot(), View(now=T0))
+    assert "running virtual-machines" in page and "stage 1 of 1" not in page
+
+
 def test_a_drop_to_zero_is_called_out() -> None:
     store = _store()
     _run(store, "one00000", T0 - timedelta(hours=2), Outcome.success(details={"counts": {"devices": 5}}))

@@ -36,10 +36,13 @@ class View:
 
 
 def _state(job: dict[str, Any]) -> str:
-    """``waiting``, ``running stage 4 of 12 (virtual-machines)``, ``paused``, ``stopping``."""
+    """``waiting``, ``running stage 4 of 12 (virtual-machines)``, ``running virtual-machines``
+    (a per-stage stream: its one stage), ``paused``, ``stopping``."""
     current = job.get("current")
     if job["state"] == "running" and current:
         index, total, stage = current.get("stage_index"), current.get("stages_total"), current.get("stage")
+        if total == 1 and stage:
+            return f"running {stage}"
         if index and total:
             return f"running stage {index} of {total}" + (f" ({stage})" if stage else "")
         return "running"
