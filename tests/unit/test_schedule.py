@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -339,3 +340,24 @@ def test_property_plan_interval_never_plans_in_the_past_or_overlaps(
     plan = plan_interval(origin, index, interval, now)
     assert plan.start >= now or plan.start == pytest.approx(now)
     assert plan.skipped >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["*/7 * * * *", "0 * * * *", "30 2 * * *", "15 */3 * * 1-5"]),
+    st.integers(0, 3 * 86400),  # now, seconds after the last fire
+    st.integers(0, 86400),  # the wait owed after the run
+    st.one_of(st.none(), st.integers(0, 3 * 86400)),  # when the wait ended, seconds after the last fire
+)
+def test_property_plan_cron_fires_after_the_wait_and_accounts_for_every_fire_passed(
+    expr: str, after: int, wait: int, woke_after: int | None
+) -> None:
+    tz = ZoneInfo("Europe/Berlin")
+    last = next(cron_fires(expr, datetime(2026, 3, 28, tzinfo=tz), tz))  # a DST weekend ahead
+    now = last + timedelta(seconds=after)
+    woke = None if woke_after is None else min(now, last + timedelta(seconds=woke_after))
+    plan = plan_cron(expr, last, tz, now, wait, woke, cap=10_000)
+    assert plan.fire > now and plan.fire >= now + timedelta(seconds=wait)
+    passed = list(itertools.takewhile(lambda f: f < plan.fire, cron_fires(expr, last, tz)))
+    assert plan.stepped + plan.overrun + plan.backoff == len(passed)  # each skipped fire counted once
+    assert plan.stepped == sum(1 for f in passed if woke is not None and f <= woke)
