@@ -154,8 +154,11 @@ STAGE_PATHS = {
 }
 
 # The stages whose stream words its messages with a capitalised label of its own; the
-# others use the stage's name as it is ("devices sync completed.", sample-stage-devices-ok.txt).
+# others use the stage's name as it is ("devices sync completed.", sample-stage-*-ok.txt).
 STAGE_STREAM_LABELS = {"virtual-machines": "Virtual machines", "replications": "Replications"}
+# The one stage whose ``started`` step is worded apart from its other messages:
+# "Starting virtual disks synchronization." then "virtual-disks synchronization finished."
+STAGE_STREAM_STARTED_LABELS = {"virtual-disks": "virtual disks"}
 
 # Query parameters that narrow a run to some Proxmox endpoints; the first one given wins
 # (proxmox_endpoint_ids is the plugin's alias and takes precedence).
@@ -174,7 +177,7 @@ def stage_stream_wording(stage: str) -> tuple[str, str, str, str]:
     """A per-stage stream's messages: started, completed step, complete ok, complete failed."""
     label = STAGE_STREAM_LABELS.get(stage, stage)
     return (
-        f"Starting {label.lower()} synchronization.",
+        f"Starting {STAGE_STREAM_STARTED_LABELS.get(stage, label.lower())} synchronization.",
         f"{label} synchronization finished.",
         f"{label} sync completed.",
         f"{label} sync failed.",

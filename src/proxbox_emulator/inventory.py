@@ -182,6 +182,14 @@ class Inventory:
             "virtual_machines": self._vm_records(),
         }
 
+    def stage_summary(self, stage: str, first: bool) -> dict[str, Any] | None:
+        """The complete event's figures for one stage, or None where it lists records instead.
+
+        A stage's own stream ends with these figures (sample-stage-virtual-disks-ok.txt ...).
+        """
+        summary = self._summaries(first).get(stage.replace("-", "_"))
+        return summary if isinstance(summary, dict) else None
+
     def _summaries(self, first: bool) -> dict[str, Any]:
         n = len(self.vms)
         created, updated = (1, 0) if first else (0, 1)

@@ -2,7 +2,10 @@
 
 Shaped after sample-stage-*.txt (proxbox-api 0.0.30.post2): ``step <stage> started``,
 the stage's frames, ``step <stage> completed`` and ``complete``, both carrying the
-stage's result (no duration, no bootstrap, no ``stream`` step). A run fated to fail
+stage's result (no duration, no bootstrap, no ``stream`` step). That result is the
+count a full update's step reports, or, for the stages whose full ``complete`` sums them
+up in figures (virtual disks, task history, snapshots, replications, backup routines),
+those figures. A run fated to fail
 fails in its one stage with ``error {step: <stage>}`` and ``complete ok:false``
 (sample-stage-vms-fail-netbox-500.txt); one fated to be cut is cut there. A run whose
 endpoint selection leaves out the emulated endpoint syncs nothing, as the real one does
@@ -65,7 +68,8 @@ class StageScript:
             return vm_stage(self.frames, self._vms)
         if not self.selected:
             return {"count": 0}
-        return BODIES[self.stage](self.frames)
+        result = BODIES[self.stage](self.frames)
+        return self.frames.inventory.stage_summary(self.stage, self.frames.first) or result
 
     def _fail(self) -> Outcome:
         """Fail as the captured VM stage does: after the stage announced what it found."""

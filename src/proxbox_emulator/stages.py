@@ -122,7 +122,7 @@ def storage(f: Frames) -> dict[str, Any]:
         f"{tally['updated']} updated, 0 failed",
         tally,
     )
-    return {"count": len(names)}
+    return {"count": 0}  # proxbox-api counts 0 whatever it synced (full and storage-stage captures)
 
 
 def _flood(f: Frames, total: int) -> None:
@@ -203,7 +203,7 @@ def virtual_disks(f: Frames) -> dict[str, Any]:
         rowid = f"{vm.name}-disks"
         data = {
             "completed": True,
-            "increment_count": "yes",
+            "increment_count": "yes" if created else "no",  # "no" when the disk was only updated
             "rowid": rowid,
             "name": vm.name,
             "sync_status": "completed",

@@ -21,10 +21,27 @@ STAGE_STREAMS = {
     "sample-stage-devices-ok.txt": "/dcim/devices/create/stream",
     "sample-stage-devices-unknown-endpoint.txt": "/dcim/devices/create/stream?endpoint_ids=99",
     "sample-stage-devices-fail-netbox-500.txt": "/dcim/devices/create/stream?endpoint_ids=1",
+    **{
+        f"sample-stage-{stage}-ok.txt": f"{path}?endpoint_ids=1"
+        for stage, path in (
+            ("storage", "/virtualization/virtual-machines/storage/create/stream"),
+            ("virtual-disks", "/virtualization/virtual-machines/virtual-disks/create/stream"),
+            ("task-history", "/virtualization/virtual-machines/task-history/create/stream"),
+            ("backups", "/virtualization/virtual-machines/backups/all/create/stream"),
+            ("snapshots", "/virtualization/virtual-machines/snapshots/all/create/stream"),
+            ("node-interfaces", "/dcim/devices/interfaces/create/stream"),
+            ("vm-interfaces", "/virtualization/virtual-machines/interfaces/create/stream"),
+            ("vm-ip-addresses", "/virtualization/virtual-machines/interfaces/ip-address/create/stream"),
+            ("replications", "/proxmox/replication/stream"),
+            ("backup-routines", "/proxmox/cluster/backup/stream"),
+        )
+    },
 }
 """The per-stage stream captures and the request each answered. Each file opens with an SSE
 comment naming its origin (the real proxbox-api 0.0.30.post2 on tests/e2e/stack, the date,
-the request and any fault); decoders skip it, as they skip keep-alives."""
+the request and any fault); decoders skip it, as they skip keep-alives. The ten
+``sample-stage-<stage>-ok.txt`` were taken once each, in run order, after one devices and
+one VM stage run on a fresh stack."""
 
 
 def sample(name: str) -> str:

@@ -24,12 +24,85 @@ from tests.support.captures import SAMPLES, STAGE_STREAMS, json_bodies, origin
 
 NOW = 1_800_000_000.0
 NAMES = SettingNames(url="url", path="path", timeout="timeout", backoff_max="backoff_max")  # a 400 names none
-OK = {
-    "sample-stage-vms-ok.txt": ("Virtual machines sync completed.", {"virtual_machines": 2}),
-    "sample-stage-vms-ok-first.txt": ("Virtual machines sync completed.", {"virtual_machines": 2}),
-    "sample-stage-vms-unknown-endpoint.txt": ("Virtual machines sync completed.", {"virtual_machines": 0}),
-    "sample-stage-devices-ok.txt": ("devices sync completed.", {"devices": 1}),
-    "sample-stage-devices-unknown-endpoint.txt": ("devices sync completed.", {"devices": 0}),
+OK = {  # capture -> (stage, reason, counts, the figures its completed milestone shows)
+    "sample-stage-vms-ok.txt": (
+        "virtual-machines",
+        "Virtual machines sync completed.",
+        {"virtual_machines": 2},
+        "count=2",
+    ),
+    "sample-stage-vms-ok-first.txt": (
+        "virtual-machines",
+        "Virtual machines sync completed.",
+        {"virtual_machines": 2},
+        "count=2",
+    ),
+    "sample-stage-vms-unknown-endpoint.txt": (
+        "virtual-machines",
+        "Virtual machines sync completed.",
+        {"virtual_machines": 0},
+        "count=0",
+    ),
+    "sample-stage-devices-ok.txt": ("devices", "devices sync completed.", {"devices": 1}, "count=1"),
+    "sample-stage-devices-unknown-endpoint.txt": (
+        "devices",
+        "devices sync completed.",
+        {"devices": 0},
+        "count=0",
+    ),
+    # proxbox-api counts 0 storages although the stage's phase_summary created 2 of them
+    "sample-stage-storage-ok.txt": ("storage", "storage sync completed.", {"storage": 0}, "count=0"),
+    "sample-stage-virtual-disks-ok.txt": (
+        "virtual-disks",
+        "virtual-disks sync completed.",
+        {"virtual_disks": 2},
+        "count=2 created=0 updated=2",
+    ),
+    "sample-stage-task-history-ok.txt": (
+        "task-history",
+        "task-history sync completed.",
+        {"task_history": 2},
+        "count=2 created=1",
+    ),
+    "sample-stage-backups-ok.txt": ("backups", "backups sync completed.", {"backups": 1}, "count=1"),
+    "sample-stage-snapshots-ok.txt": (
+        "snapshots",
+        "snapshots sync completed.",
+        {"snapshots": 2},
+        "count=2 created=1 updated=0",
+    ),
+    "sample-stage-node-interfaces-ok.txt": (
+        "node-interfaces",
+        "node-interfaces sync completed.",
+        {"node_interfaces": 2},
+        "count=2",
+    ),
+    "sample-stage-vm-interfaces-ok.txt": (
+        "vm-interfaces",
+        "vm-interfaces sync completed.",
+        {"vm_interfaces": 2},
+        "count=2",
+    ),
+    "sample-stage-vm-ip-addresses-ok.txt": (
+        "vm-ip-addresses",
+        "vm-ip-addresses sync completed.",
+        {"vm_ip_addresses": 2},
+        "count=2",
+    ),
+    # these two report created/updated/stale/errors and no count: no count is kept, so the
+    # judge never calls a later run that created nothing "synced 0 objects"
+    "sample-stage-replications-ok.txt": (
+        "replications",
+        "Replications sync completed.",
+        {},
+        "created=0 updated=0",
+    ),
+    "sample-stage-backup-routines-ok.txt": (
+        "backup-routines",
+        "backup-routines sync completed.",
+        {},
+        "created=1 updated=0",
+    ),
 }
 FAILED = {
     "sample-stage-vms-fail-netbox-500.txt": (
@@ -69,7 +142,7 @@ def test_every_capture_names_the_request_it_answered() -> None:
 @pytest.mark.parametrize("name", sorted(OK))
 def test_a_stage_stream_succeeds_with_its_stage_count(name: str) -> None:
     outcome, _ = replay(sample(name))
-    message, counts = OK[name]
+    _, message, counts, _ = OK[name]
     assert outcome.status is Status.SUCCESS and not outcome.degraded
     assert outcome.reason == message
     assert outcome.details == {"counts": counts}
@@ -78,13 +151,12 @@ def test_a_stage_stream_succeeds_with_its_stage_count(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(OK))
 def test_a_stage_stream_is_one_stage_of_one(name: str) -> None:
     _, milestones = replay(sample(name))
-    stage = "virtual-machines" if "-vms-" in name else "devices"
+    stage, _, _, shown = OK[name]
     kinds = [m.progress.kind for m in milestones]
     assert kinds == [ProgressKind.STAGE_STARTED, ProgressKind.STAGE_COMPLETED]
     assert [(m.progress.stage, m.progress.index, m.progress.total) for m in milestones] == [(stage, 1, 1)] * 2
-    (count,) = OK[name][1].values()
     assert milestones[0].message == f"stage {stage} started (1/1)"
-    assert milestones[1].message == f"stage {stage} completed (1/1): count={count}"
+    assert milestones[1].message == f"stage {stage} completed (1/1): {shown}"
     assert not any(re.search(r"/12\b", m.message) for m in milestones)
 
 
@@ -123,6 +195,15 @@ def test_an_unknown_endpoint_after_a_run_with_vms_is_degraded() -> None:
     judged, kept = judge_counts(empty, last)
     assert judged.ok and judged.degraded
     assert judged.reason == "synced 0 objects (last success: 0 devices, 2 VMs)"
+    assert kept == {"virtual_machines": 2}
+
+
+@pytest.mark.parametrize("name", ["sample-stage-replications-ok.txt", "sample-stage-backup-routines-ok.txt"])
+def test_a_stage_without_a_count_is_never_judged_empty(name: str) -> None:
+    """Replications created 0 here: with no count kept, that is no "synced 0 objects"."""
+    outcome, _ = replay(sample(name))
+    judged, kept = judge_counts(outcome, {"virtual_machines": 2})
+    assert judged.ok and not judged.degraded and judged.reason == OK[name][1]
     assert kept == {"virtual_machines": 2}
 
 
