@@ -1,9 +1,11 @@
-"""A real PostgreSQL 15 on 127.0.0.1 for the shared-store tests: fresh data directory, free port.
+"""A real PostgreSQL 15 on 127.0.0.1: the command lines every test cluster is run with, and the
+in-process server of the shared-store tests (fresh data directory, free port).
 
 ``initdb --auth=trust`` runs as the ``postgres`` user when the tests run as root
 (PostgreSQL refuses to run as root); ``fsync=off`` because the data is thrown
 away. The server can be stopped and started again on the same port and data
-(the chaos test restarts it), and backends can be terminated.
+(the chaos test restarts it), and backends can be terminated. The e2e stack
+(tests/e2e/stack/postgres.py) runs its detached cluster with the same command lines.
 """
 
 from __future__ import annotations
@@ -16,22 +18,51 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.support.processes import free_port, poll
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+HOST = "127.0.0.1"
+THROWAWAY = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+"""Server settings for data nobody keeps: no disk flushes."""
 
 
 def available() -> bool:
     return (PG_BIN / "initdb").exists()
 
 
-def _as_postgres() -> dict[str, object]:
+def tool(name: str) -> str:
+    """A PostgreSQL 15 program: the server binaries' own, else the client on PATH."""
+    own = PG_BIN / name
+    return str(own) if own.exists() else name
+
+
+def as_postgres() -> dict[str, Any]:
     """Popen arguments that drop root to the ``postgres`` user; nothing when not root."""
     if os.geteuid() != 0:
         return {}
     user = pwd.getpwnam("postgres")
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def initdb_argv(data: Path) -> list[str]:
+    """A new cluster whose superuser ``postgres`` logs in without a password."""
+    return [tool("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+            "--locale=C.UTF-8", "--no-sync"]  # fmt: skip
+
+
+def server_argv(data: Path, port: int, sockets: Path, *settings: str) -> list[str]:
+    """The postmaster on 127.0.0.1:port only, its socket in ``sockets``, plus ``settings``."""
+    argv = [tool("postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets)]
+    for setting in (f"listen_addresses={HOST}", *THROWAWAY, *settings):
+        argv += ["-c", setting]
+    return argv
+
+
+def client_argv(name: str, port: int) -> list[str]:
+    """A client program's command line up to its own options: that cluster, as the superuser."""
+    return [tool(name), "-h", HOST, "-p", str(port), "-U", "postgres"]
 
 
 class PostgresServer:
@@ -44,21 +75,18 @@ class PostgresServer:
         self._proc: subprocess.Popen[bytes] | None = None
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-        subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8"],
-            check=True, capture_output=True, **_as_postgres(),  # type: ignore[arg-type]
-        )  # fmt: skip
+        subprocess.run(initdb_argv(self.data), check=True, capture_output=True, **as_postgres())
 
     def url(self, db: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+        return f"postgresql://postgres@{HOST}:{self.port}/{db}"
 
     def start(self) -> None:
         self._proc = subprocess.Popen(
-            [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
-             "-k", str(self.root), "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=50"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **_as_postgres(),  # type: ignore[arg-type]
-        )  # fmt: skip
+            server_argv(self.data, self.port, self.root, "max_connections=50"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **as_postgres(),
+        )
         poll(lambda: self.psql("SELECT 1") == "1", 30, "PostgreSQL to accept connections")
 
     def stop(self) -> None:
@@ -71,8 +99,7 @@ class PostgresServer:
     def psql(self, sql: str, db: str = "postgres") -> str:
         """One statement through psql; its output without alignment (raises OSError when it fails)."""
         done = subprocess.run(
-            [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
-             "-Atqc", sql],
+            [*client_argv("psql", self.port), "-d", db, "-Atqc", sql],
             capture_output=True, text=True, timeout=20, check=False,
         )  # fmt: skip
         if done.returncode != 0:

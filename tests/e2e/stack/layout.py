@@ -9,7 +9,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 PINS = Path(__file__).resolve().parent / "pins"
 HOST = "127.0.0.1"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def cache_dir() -> Path:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tests.e2e.stack import procs
 from tests.e2e.stack.errors import StackError
-from tests.e2e.stack.layout import HOST, PG_BIN, Layout
+from tests.e2e.stack.layout import Layout
+from tests.support.pg import PG_BIN, as_postgres, client_argv, initdb_argv, server_argv
 
 SERVICE = "postgres"
 DB, ROLE, PASSWORD = "netbox", "netbox", "netbox"
@@ -32,15 +33,6 @@ def data_dir(lay: Layout) -> Path:
     return Path("/tmp") / f"proxbox-e2e-pg-{tag}"
 
 
-def _tool(name: str) -> str:
-    own = PG_BIN / name
-    return str(own) if own.exists() else name
-
-
-def _user_kwargs() -> dict[str, object]:
-    return {"user": "postgres", "group": "postgres"} if _as_root() else {}
-
-
 def start(lay: Layout, port: int) -> None:
     """A fresh cluster (initdb, fsync off) listening on 127.0.0.1:port only."""
     if not (PG_BIN / "postgres").exists():
@@ -50,36 +42,8 @@ def start(lay: Layout, port: int) -> None:
     data.mkdir(parents=True, mode=0o700)
     if _as_root():
         shutil.chown(data, "postgres", "postgres")
-    initdb = [
-        _tool("initdb"),
-        "-D",
-        str(data),
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "-E",
-        "UTF8",
-        "--locale=C.UTF-8",
-        "--no-sync",
-    ]
-    procs.run_logged(initdb, lay.log("initdb"), SERVICE, **_user_kwargs())
-    argv = [
-        _tool("postgres"),
-        "-D",
-        str(data),
-        "-p",
-        str(port),
-        "-k",
-        str(data),
-        "-c",
-        f"listen_addresses={HOST}",
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-    ]
+    procs.run_logged(initdb_argv(data), lay.log("initdb"), SERVICE, **as_postgres())
+    argv = server_argv(data, port, data)
     _spawn_postgres(lay, argv)
     procs.wait_ready(lay, SERVICE, lambda: _ready(port), timeout=60)
     psql(lay, port, f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}' CREATEDB")
@@ -101,25 +65,20 @@ def _spawn_postgres(lay: Layout, argv: list[str]) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **_user_kwargs(),
+            **as_postgres(),
         )
     lay.run.mkdir(parents=True, exist_ok=True)
     procs.pid_file(lay, SERVICE).write_text(f"{proc.pid} {argv[0]}\n")
 
 
-def _client(tool: str, port: int) -> list[str]:
-    """A client tool's command line up to its own options: this cluster, as the superuser."""
-    return [_tool(tool), "-h", HOST, "-p", str(port), "-U", "postgres"]
-
-
 def _ready(port: int) -> bool:
-    probe = [*_client("pg_isready", port), "-q"]
+    probe = [*client_argv("pg_isready", port), "-q"]
     return subprocess.run(probe, capture_output=True).returncode == 0
 
 
 def psql(lay: Layout, port: int, sql: str, db: str = "postgres") -> str:
     argv = [
-        *_client("psql", port),
+        *client_argv("psql", port),
         "-X",
         "-q",
         "-tA",
@@ -143,7 +102,7 @@ def create_db(lay: Layout, port: int) -> None:
 def restore(lay: Layout, port: int, dump: Path) -> None:
     create_db(lay, port)
     argv = [
-        *_client("pg_restore", port),
+        *client_argv("pg_restore", port),
         "-d",
         DB,
         "--no-owner",
@@ -159,7 +118,7 @@ def save_template(lay: Layout, port: int, dump: Path) -> None:
     """pg_dump the freshly migrated database; written aside and renamed so a crash leaves none."""
     dump.parent.mkdir(parents=True, exist_ok=True)
     partial = dump.with_suffix(".partial")
-    argv = [*_client("pg_dump", port), "-Fc", "-f", str(partial), DB]
+    argv = [*client_argv("pg_dump", port), "-Fc", "-f", str(partial), DB]
     procs.run_logged(argv, lay.log("pg_dump"), "postgres (dump of the migrated template)")
     partial.rename(dump)
 
