@@ -6,7 +6,6 @@ not from the emulator's constants; the emulator runs on 127.0.0.1 and is read ov
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,41 +14,23 @@ import httpx
 import pytest
 
 from proxbox_emulator import Emulator, EmulatorSettings
-from tests.support.captures import STAGE_STREAMS, json_bodies, stream_events
+from tests.support.captures import (
+    STAGE_STREAMS,
+    captured_stage_paths,
+    json_bodies,
+    parse_stream,
+    stream_events,
+)
 
 KEY = "stage-stream-key"
 VM_STAGE = "/virtualization/virtual-machines/create/stream"
-ALL_STAGE_PATHS = {  # proxbox-api 0.0.30.post2's /openapi.json, with the step each one names
-    "/dcim/devices/create/stream": "devices",
-    "/virtualization/virtual-machines/storage/create/stream": "storage",
-    VM_STAGE: "virtual-machines",
-    "/virtualization/virtual-machines/virtual-disks/create/stream": "virtual-disks",
-    "/virtualization/virtual-machines/task-history/create/stream": "task-history",
-    "/virtualization/virtual-machines/backups/all/create/stream": "backups",
-    "/virtualization/virtual-machines/snapshots/all/create/stream": "snapshots",
-    "/dcim/devices/interfaces/create/stream": "node-interfaces",
-    "/virtualization/virtual-machines/interfaces/create/stream": "vm-interfaces",
-    "/virtualization/virtual-machines/interfaces/ip-address/create/stream": "vm-ip-addresses",
-    "/proxmox/replication/stream": "replications",
-    "/proxmox/cluster/backup/stream": "backup-routines",
-}
-
+CAPTURED_PATHS = captured_stage_paths()
 Event = tuple[str, Any]
 
 
 def decode(text: str) -> tuple[list[Event], int]:
     """(event name, data) pairs of a stream and how many comments (keep-alives) it had."""
-    found: list[Event] = []
-    comments, name = 0, None
-    for line in text.splitlines():
-        if line.startswith(":"):
-            comments += 1
-        elif line.startswith("event: "):
-            name = line[len("event: ") :]
-        elif line.startswith("data: ") and name is not None:
-            found.append((name, json.loads(line[len("data: ") :])))
-            name = None
-    return found, comments
+    return parse_stream(text), sum(line.startswith(":") for line in text.splitlines())
 
 
 def shape(events: list[Event]) -> list[tuple[str, ...]]:
@@ -131,13 +112,13 @@ def test_a_failing_vm_stage_has_the_captured_failure_shape(emulator: Any) -> Non
     assert [run.outcome for run in emu.runs] == ["failed"]
 
 
-@pytest.mark.parametrize(("path", "stage"), sorted(ALL_STAGE_PATHS.items()))
+@pytest.mark.parametrize(("path", "stage"), sorted(CAPTURED_PATHS.items()))
 def test_every_stage_path_runs_its_stage_alone(emulator: Any, path: str, stage: str) -> None:
     emu, client = emulator()
     response, events, _ = get(client, path)
     assert response.status_code == 200
     steps = [
-        (d["step"], d["status"]) for n, d in events if n == "step" and d["step"] in ALL_STAGE_PATHS.values()
+        (d["step"], d["status"]) for n, d in events if n == "step" and d["step"] in CAPTURED_PATHS.values()
     ]
     assert steps == [(stage, "started"), (stage, "completed")]
     (name, complete), completed = events[-1], events[-2][1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,35 +14,6 @@ STREAMS = (
     "sample-stream-fail-netbox-500.txt",
     "sample-stream-fail-netbox-down.txt",
 )
-STAGE_STREAMS = {
-    "sample-stage-vms-ok.txt": "/virtualization/virtual-machines/create/stream?endpoint_ids=1",
-    "sample-stage-vms-ok-first.txt": "/virtualization/virtual-machines/create/stream",
-    "sample-stage-vms-unknown-endpoint.txt": "/virtualization/virtual-machines/create/stream?endpoint_ids=99",
-    "sample-stage-vms-fail-netbox-500.txt": "/virtualization/virtual-machines/create/stream?endpoint_ids=1",
-    "sample-stage-devices-ok.txt": "/dcim/devices/create/stream",
-    "sample-stage-devices-unknown-endpoint.txt": "/dcim/devices/create/stream?endpoint_ids=99",
-    "sample-stage-devices-fail-netbox-500.txt": "/dcim/devices/create/stream?endpoint_ids=1",
-    **{
-        f"sample-stage-{stage}-ok.txt": f"{path}?endpoint_ids=1"
-        for stage, path in (
-            ("storage", "/virtualization/virtual-machines/storage/create/stream"),
-            ("virtual-disks", "/virtualization/virtual-machines/virtual-disks/create/stream"),
-            ("task-history", "/virtualization/virtual-machines/task-history/create/stream"),
-            ("backups", "/virtualization/virtual-machines/backups/all/create/stream"),
-            ("snapshots", "/virtualization/virtual-machines/snapshots/all/create/stream"),
-            ("node-interfaces", "/dcim/devices/interfaces/create/stream"),
-            ("vm-interfaces", "/virtualization/virtual-machines/interfaces/create/stream"),
-            ("vm-ip-addresses", "/virtualization/virtual-machines/interfaces/ip-address/create/stream"),
-            ("replications", "/proxmox/replication/stream"),
-            ("backup-routines", "/proxmox/cluster/backup/stream"),
-        )
-    },
-}
-"""The per-stage stream captures and the request each answered. Each file opens with an SSE
-comment naming its origin (the real proxbox-api 0.0.30.post2 on tests/e2e/stack, the date,
-the request and any fault); decoders skip it, as they skip keep-alives. The ten
-``sample-stage-<stage>-ok.txt`` were taken once each, in run order, after one devices and
-one VM stage run on a fresh stack."""
 
 
 def sample(name: str) -> str:
@@ -55,17 +27,53 @@ def origin(name: str) -> str:
     return first
 
 
-def stream_events(name: str) -> list[tuple[str, dict[str, Any]]]:
-    """The (event name, data) pairs of a captured stream, in order; comments skipped."""
+def _request(name: str) -> str:
+    """The request a per-stage capture answered, as its origin line names it (``GET <path?query>``)."""
+    found = re.search(r"\bGET (\S+)", origin(name))
+    assert found, name
+    return found.group(1)
+
+
+STAGE_STREAMS = {
+    path.name: _request(path.name)
+    for path in sorted(SAMPLES.glob("sample-stage-*.txt"))
+    if not path.name.endswith(".headers.txt")
+}
+"""The per-stage stream captures and the request each answered. Each file opens with an SSE
+comment naming its origin (the real proxbox-api 0.0.30.post2 on tests/e2e/stack, the date,
+the request and any fault); decoders skip it, as they skip keep-alives. The ten
+``sample-stage-<stage>-ok.txt`` other than devices and VMs were taken once each, in run order,
+after one devices and one VM stage run on a fresh stack."""
+
+
+def parse_stream(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """The (event name, data) pairs of an SSE body, in order; comments skipped."""
     found: list[tuple[str, dict[str, Any]]] = []
     event: str | None = None
-    for line in sample(name).splitlines():
+    for line in text.splitlines():
         if line.startswith("event: "):
             event = line[len("event: ") :]
         elif line.startswith("data: ") and event is not None:
             found.append((event, json.loads(line[len("data: ") :])))
             event = None
     return found
+
+
+def stream_events(name: str) -> list[tuple[str, dict[str, Any]]]:
+    """The (event name, data) pairs of a captured stream, in order; comments skipped."""
+    return parse_stream(sample(name))
+
+
+def stage_of(name: str) -> str:
+    """The stage a per-stage capture ran: its stream opens with that stage's ``started`` step."""
+    first_name, first = stream_events(name)[0]
+    assert first_name == "step" and first["status"] == "started", name
+    return str(first["step"])
+
+
+def captured_stage_paths() -> dict[str, str]:
+    """Each per-stage path proxbox-api answered in a capture, and the stage it ran."""
+    return {request.partition("?")[0]: stage_of(name) for name, request in STAGE_STREAMS.items()}
 
 
 def announced_stages() -> list[str]:

@@ -51,6 +51,7 @@ from tests.support.captures import (
     captured_stages,
     json_bodies,
     sample,
+    stage_of,
     stream_events,
 )
 
@@ -123,21 +124,15 @@ def test_auth_and_rejection_bodies_are_the_captured_ones() -> None:
 # ---------------------------------------------------------------- per-stage streams vs their captures
 
 
-def _stage_of(capture: str) -> str:
-    first_name, first = stream_events(capture)[0]
-    assert first_name == "step" and first["status"] == "started"
-    return first["step"]
-
-
 def test_stage_paths_cover_every_stage_and_the_captured_requests() -> None:
     assert sorted(STAGE_PATHS.values()) == sorted(STAGES)
     for capture, request in STAGE_STREAMS.items():
-        assert STAGE_PATHS[request.partition("?")[0]] == _stage_of(capture), capture
+        assert STAGE_PATHS[request.partition("?")[0]] == stage_of(capture), capture
 
 
 def test_stage_stream_wording_is_the_captured_one() -> None:
     for capture in STAGE_STREAMS:
-        stage = _stage_of(capture)
+        stage = stage_of(capture)
         started, finished, completed, failed = stage_stream_wording(stage)
         events = stream_events(capture)
         steps = [d for n, d in events if n == "step" and d["step"] == stage]
