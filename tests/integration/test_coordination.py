@@ -12,29 +12,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Coroutine
-from typing import Any, TypeVar
-
-import pytest
 
 from proxbox_scheduler.core.clock import Clock
 from proxbox_scheduler.core.outcome import Outcome, Status
 from proxbox_scheduler.core.trigger import RunContext, RunLogAdapter
 from proxbox_scheduler.state.coordination import Coordinator
-from proxbox_scheduler.state.postgres import PostgresStore
 from proxbox_scheduler.state.redis import RedisStore
 from proxbox_scheduler.state.shared import SharedStore
 from proxbox_scheduler.triggers.coordinated import LEASE_LOST, CoordinatedTrigger
-from tests.integration.test_shared_stores import until_acquired
-from tests.support.stores import fresh_pg_url, fresh_prefix, pg_server, redis_srv
+from tests.integration.test_shared_stores import SLOT, run, until_acquired
+from tests.support.stores import Pair, pg_server, redis_srv, replica
 
-__all__ = ["pg_server", "redis_srv"]
-T = TypeVar("T")
-SLOT = dt.datetime(2026, 12, 1, 4, 0, tzinfo=dt.UTC)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+__all__ = ["pg_server", "redis_srv", "replica"]
 
 
 class HeldClock(Clock):
@@ -70,15 +59,6 @@ def ctx(slot: dt.datetime | None = SLOT) -> RunContext:
     return RunContext("run-1", RunLogAdapter(logging.getLogger("test"), {}), slot=slot)
 
 
-@pytest.fixture(params=["postgres", "redis"])
-def make(request: pytest.FixtureRequest) -> Any:
-    if request.param == "postgres":
-        url = fresh_pg_url(request.getfixturevalue("pg_server"))
-        return lambda: PostgresStore(url, replica="r")
-    server, prefix = request.getfixturevalue("redis_srv"), fresh_prefix()
-    return lambda: RedisStore(server.url(), replica="r", prefix=prefix)
-
-
 async def leading(store: SharedStore, clock: Clock, ttl: float) -> Coordinator:
     coordinator = Coordinator(store, replica="a", ttl=ttl, clock=clock)
     await coordinator._tick()
@@ -86,11 +66,11 @@ async def leading(store: SharedStore, clock: Clock, ttl: float) -> Coordinator:
     return coordinator
 
 
-def test_a_replica_paused_past_its_lease_fails_on_the_epoch_fence(make: Any) -> None:
+def test_a_replica_paused_past_its_lease_fails_on_the_epoch_fence(replica: Pair) -> None:
     async def scenario() -> None:
         held = HeldClock()
-        coordinator = await leading(make(), held, ttl=0.5)
-        other = make()
+        coordinator = await leading(replica(), held, ttl=0.5)
+        other = replica()
         await other.open()
         new_epoch = await until_acquired(other, "b", 30)  # the store's clock moved on; ours did not
         inner = Forever()
@@ -104,10 +84,10 @@ def test_a_replica_paused_past_its_lease_fails_on_the_epoch_fence(make: Any) -> 
     run(scenario())
 
 
-def test_a_term_that_ends_during_a_run_cancels_it(make: Any) -> None:
+def test_a_term_that_ends_during_a_run_cancels_it(replica: Pair) -> None:
     async def scenario() -> None:
         held = HeldClock()
-        coordinator = await leading(make(), held, ttl=30)
+        coordinator = await leading(replica(), held, ttl=30)
         inner = Forever()
         running = asyncio.create_task(CoordinatedTrigger(inner, coordinator).run(ctx(None)))
         await inner.started.wait()

@@ -10,35 +10,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
-
-import pytest
 
 from proxbox_scheduler.state import shared_store_from_url
 from proxbox_scheduler.state.postgres import PostgresStore
 from proxbox_scheduler.state.redis import RedisStore
 from proxbox_scheduler.state.shared import ClaimStatus, SharedStore
-from tests.support.stores import fresh_pg_url, fresh_prefix, pg_server, redis_srv
+from tests.support.stores import Pair, pg_server, redis_srv, replica
 
-__all__ = ["pg_server", "redis_srv"]
+__all__ = ["pg_server", "redis_srv", "replica"]
 T = TypeVar("T")
 SLOT = dt.datetime(2026, 12, 1, 4, 0, tzinfo=dt.UTC)
-Pair = Callable[[], SharedStore]
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-@pytest.fixture(params=["postgres", "redis"])
-def replica(request: pytest.FixtureRequest) -> Pair:
-    """Builds stores on one fresh shared database: each call is another replica."""
-    if request.param == "postgres":
-        url = fresh_pg_url(request.getfixturevalue("pg_server"))
-        return lambda: PostgresStore(url, replica="r")
-    server, prefix = request.getfixturevalue("redis_srv"), fresh_prefix()
-    return lambda: RedisStore(server.url(), replica="r", prefix=prefix)
 
 
 async def opened(*stores: SharedStore) -> None:

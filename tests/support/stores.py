@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from proxbox_scheduler.state.postgres import PostgresStore
+from proxbox_scheduler.state.redis import RedisStore
+from proxbox_scheduler.state.shared import SharedStore
 from tests.support import pg, redis_server
 
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -48,3 +51,16 @@ def fresh_pg_url(server: pg.PostgresServer) -> str:
 
 def fresh_prefix() -> str:
     return f"t{os.getpid()}_{next(_names)}:"
+
+
+Pair = Callable[[], SharedStore]
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def replica(request: pytest.FixtureRequest) -> Pair:
+    """Builds stores on one fresh shared database: each call is another replica."""
+    if request.param == "postgres":
+        url = fresh_pg_url(request.getfixturevalue("pg_server"))
+        return lambda: PostgresStore(url, replica="r")
+    server, prefix = request.getfixturevalue("redis_srv"), fresh_prefix()
+    return lambda: RedisStore(server.url(), replica="r", prefix=prefix)
