@@ -20,6 +20,7 @@ from proxbox_scheduler import __version__
 from proxbox_scheduler.config import DEFAULT_JOB, Config, ConfigError, load, name_of, read, read_or_default
 from proxbox_scheduler.core.outcome import Status
 from proxbox_scheduler.core.schedule import ModeError, ModeKind, parse_mode
+from proxbox_scheduler.ops.control import Action
 from proxbox_scheduler.redact import redact_url
 from proxbox_scheduler.telemetry.logs import setup_logging
 
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-age", type=float, metavar="SECONDS", help="also unhealthy when the last success is older"
     )
     ctl = sub.add_parser("ctl", help="run now, pause or resume a job of the running scheduler")
-    ctl.add_argument("action", choices=["run", "pause", "resume"])
+    ctl.add_argument("action", choices=[action.value for action in Action])
     ctl.add_argument("job", help="the job's name (`default` for the one job)")
     ctl.add_argument("--url", help="ops URL (default: from PROXBOX_SCHEDULER_HTTP_HOST/PORT on loopback)")
     ctl.add_argument(
@@ -323,11 +324,12 @@ def cmd_healthcheck(env: Mapping[str, str], port: int | None, max_age: float | N
 
 
 def cmd_ctl(env: Mapping[str, str], action: str, job: str, url: str | None, token_file: str | None) -> int:
-    from proxbox_scheduler.ops.ctl import default_url, read_token, send
+    from proxbox_scheduler.ops.ctl import read_token, send
+    from proxbox_scheduler.ops.healthcheck import local_url
 
     try:
         token = read_token(token_file, env)
-        target = url or default_url(env)
+        target = url or local_url(env)
     except ConfigError as exc:
         return _fail_config(exc)
     accepted, why = send(target, action, job, token)

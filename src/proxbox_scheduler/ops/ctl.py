@@ -14,15 +14,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from proxbox_scheduler.config import ConfigError, name_of, read
-from proxbox_scheduler.ops.address import base_url, local_address
+from proxbox_scheduler.ops.healthcheck import fetch
 from proxbox_scheduler.parsers import read_token_file
 
 TIMEOUT = 10.0
-
-
-def default_url(env: Mapping[str, str]) -> str:
-    """The local scheduler's ops URL, from the same settings it listens on."""
-    return base_url(local_address(read("http_host", env)), read("http_port", env))
 
 
 def read_token(token_file: str | None, env: Mapping[str, str]) -> str:
@@ -45,10 +40,7 @@ def send(url: str, action: str, job: str, token: str) -> tuple[bool, str]:
     target = f"{url.rstrip('/')}/jobs/{quote(job, safe='')}/{action}"
     request = urllib.request.Request(target, method="POST", headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            code, body = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        code, body = exc.code, exc.read()
+        code, body = fetch(request, TIMEOUT)
     except (OSError, urllib.error.URLError) as exc:
         return False, f"cannot reach {url}: {getattr(exc, 'reason', exc)}"
     try:

@@ -18,12 +18,18 @@ from proxbox_scheduler.ops.address import base_url, local_address
 TIMEOUT = 3.0
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def fetch(request: str | urllib.request.Request, timeout: float = TIMEOUT) -> tuple[int, bytes]:
+    """(status, body) of one request to the ops server, error statuses included (OSError: unreachable)."""
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def local_url(env: Mapping[str, str], port: int | None = None) -> str:
+    """The local scheduler's ops URL, from the same settings it listens on."""
+    return base_url(local_address(read("http_host", env)), read("http_port", env) if port is None else port)
 
 
 def check(env: Mapping[str, str], port: int | None = None, max_age: float | None = None) -> tuple[bool, str]:
@@ -31,14 +37,14 @@ def check(env: Mapping[str, str], port: int | None = None, max_age: float | None
     port = read("http_port", env) if port is None else port
     if not port:
         return False, f"the status server is off ({name_of('http_port')}=0)"
-    base = base_url(local_address(read("http_host", env)), port)
+    base = local_url(env, port)
     try:
-        code, body = _get(base + "/livez")
+        code, body = fetch(base + "/livez")
         if code != 200:
             return False, f"/livez answered {code}: {body.decode(errors='replace').strip()}"
         if max_age is None:
             return True, "alive"
-        code, body = _get(base + "/status")
+        code, body = fetch(base + "/status")
     except (OSError, urllib.error.URLError) as exc:
         return False, f"cannot reach {base}/livez: {getattr(exc, 'reason', exc)}"
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxbox_scheduler import __version__
+from proxbox_scheduler.ops.control import Action
 from proxbox_scheduler.ops.page_format import DURATION_PATTERN
 from proxbox_scheduler.telemetry.status import TOP_LEVEL
 
@@ -111,7 +112,7 @@ CONTROL_ANSWER = {
     "required": ["job", "action", "result"],
     "properties": {
         "job": {"type": "string"},
-        "action": {"type": "string", "enum": ["run", "pause", "resume"]},
+        "action": {"type": "string", "enum": [action.value for action in Action]},
         "result": {"type": "string"},
         "paused": {"type": "boolean"},
     },
