@@ -267,3 +267,20 @@ def test_check_probe_asks_each_proxbox_api_of_the_file_once(tmp_path: Path, emu:
     assert "probe failed: proxbox-api (jobs loose): " in done.stderr and "401" in done.stderr
     assert emu.requests_per_path.get("/sync/active") == 2
     assert KEY not in done.stdout + done.stderr and "wrong-key-1" not in done.stdout + done.stderr
+
+
+def test_a_job_that_is_off_needs_no_target_and_the_others_run(tmp_path: Path) -> None:
+    path = write_jobs(
+        tmp_path,
+        f'[[jobs]]\nname = "cli"\nmode = "interval=60"\ninvoke = "exec"\ncommand = ["{sys.executable}", "-V"]'
+        '\n[[jobs]]\nname = "parked"\nmode = "off"\n',  # http, no URL anywhere: it never runs
+    )
+    with scheduler(base_env(PROXBOX_SCHEDULER_CONFIG=str(path))) as (proc, base):
+        assert proc.wait_for(event("waiting for the next run", job="cli"), timeout=10)
+        assert [(job["name"], job["state"]) for job in status(base)["jobs"]] == [
+            ("cli", "waiting"),
+            ("parked", "off"),
+        ]
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert "Traceback" not in proc.all_output()

@@ -62,14 +62,16 @@ class HttpTrigger:
     """Calls ``GET {api_url}{sync_path}`` and turns the stream into an Outcome."""
 
     def __init__(self, config: JobConfig, clock: Clock, names: Callable[[str], str] = name_of) -> None:
-        """``names`` names the job's settings in reasons (the variables, or the job file's keys)."""
-        if not config.api_url:
-            raise ValueError(f"HttpTrigger needs {names('api_url')}")
+        """``names`` names the job's settings in reasons (the variables, or the job file's keys).
+
+        ``load`` makes sure every job that runs has a URL; a job that is ``off`` may have none,
+        and its trigger is never called."""
         self._names = names
         self._answer_names = SettingNames.of(names)
         self._config = config
         self._clock = clock
-        parts = urlsplit(config.api_url)
+        api_url = config.api_url or ""
+        parts = urlsplit(api_url)
         # Credentials in the URL go out as Basic auth, never inside a URL that httpx would log.
         self._auth = (
             httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
@@ -86,7 +88,7 @@ class HttpTrigger:
         self._tls_stamp: tuple[int, int, int] | None = None
         self._key = config.api_key
         self.scrub = Scrubber(config.secrets())
-        self._shown_url = (config.api_url, redact_url(config.api_url))
+        self._shown_url = (api_url, redact_url(api_url))
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._client_verify: ssl.SSLContext | bool | None = None
