@@ -1,9 +1,10 @@
-"""Configuration: every variable, its default, its parser and its doc, in one table.
+"""Configuration: the validated settings of the process and its jobs (``Config``, ``load``).
 
 Everything is parsed and validated up front (``load``) so that a bad value
-stops the process before any work, with one line naming the variable, the
-value and what is accepted. Adding a variable is one entry in ``VARIABLES``
-plus one field in ``Config``.
+stops the process before any work, with one line naming the variable (or the
+job file's key), the value and what is accepted. The variables themselves are
+one table in ``variables.py`` (adding one is an entry there plus a field in
+``Config`` or ``JobConfig``); the job file is read by ``jobfile.py``.
 """
 
 from __future__ import annotations

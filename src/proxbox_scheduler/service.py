@@ -267,7 +267,7 @@ class Service:
             await self._open_store(lenient=not serve_http)
             locks: dict[str, TargetLock] = {}
             for job in jobs:  # telemetry restored before anyone can ask the ops server
-                lock = locks.setdefault(job.lock, TargetLock(job.lock, job.lock_slots))
+                lock = locks.get(job.lock) or locks.setdefault(job.lock, TargetLock(job.lock_slots))
                 self.by_name[job.name] = await self._scheduler(job, lock, shown_mode)
             ops = self._start_ops_server(loop) if serve_http else None
             self.status.loop_probe = self._loop_probe(loop)

@@ -33,7 +33,7 @@ from proxbox_scheduler.parsers import (
     parse_url,
     parse_zone,
 )
-from proxbox_scheduler.redact import redact_query, redact_url
+from proxbox_scheduler.redact import REDACTED, redact_query, redact_url
 from proxbox_scheduler.state import parse_state_url
 
 
@@ -321,7 +321,7 @@ def shown_raw(var: Variable, raw: str) -> str:
     """A rejected value as an error line may show it: secrets hidden, URL passwords and secret
     query values masked (the same for a variable and a job file's key)."""
     if var.secret:
-        return "<redacted>"
+        return REDACTED
     return redact_query(raw) if var.attr == "sync_params" else redact_url(raw)
 
 

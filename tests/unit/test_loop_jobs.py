@@ -163,7 +163,7 @@ def two_jobs(lock_a: TargetLock, lock_b: TargetLock, **b_settings: Any) -> tuple
 
 
 def test_jobs_on_one_target_take_turns_and_the_waiting_fire_starts_when_the_other_ends() -> None:
-    lock = TargetLock("target:main")
+    lock = TargetLock()
     a, b, _ = two_jobs(lock, lock)
     (a_start, a_end), *_ = a.spans
     assert (a_start, a_end) == (4, 34)
@@ -173,26 +173,26 @@ def test_jobs_on_one_target_take_turns_and_the_waiting_fire_starts_when_the_othe
 
 
 def test_jobs_on_different_targets_run_at_the_same_time() -> None:
-    _, b, _ = two_jobs(TargetLock("x"), TargetLock("y"))
+    _, b, _ = two_jobs(TargetLock(), TargetLock())
     assert [start for start, _ in b.spans] == [10, 20, 30]
 
 
 def test_the_wait_for_the_target_is_bounded_by_the_job_timeout() -> None:
-    lock = TargetLock("target:main")
+    lock = TargetLock()
     _, b, recorder = two_jobs(lock, lock, run_timeout=5)
     # fires at 10 and 20 give up after 5 s; the one at 30 gets the target when a ends at 34
     assert recorder.skips == [("busy", 1), ("busy", 1)] and b.spans[0][0] == 34
 
 
 def test_a_target_with_two_slots_runs_two_jobs_at_once() -> None:
-    a, b, recorder = two_jobs(*[TargetLock("target:main", slots=2)] * 2)
+    a, b, recorder = two_jobs(*[TargetLock(slots=2)] * 2)
     assert a.spans == [(4, 34)] and [start for start, _ in b.spans] == [10, 20, 30]  # b beside a
     assert recorder.skips == []
 
 
 def test_a_target_lock_gives_out_its_slots_and_the_next_job_waits_for_a_release() -> None:
     clock, stop = FakeClock(), asyncio.Event()
-    lock = TargetLock("target:main", slots=2)
+    lock = TargetLock(slots=2)
     seen: list[object] = []
 
     async def main() -> None:

@@ -18,9 +18,7 @@ from proxbox_scheduler.core.clock import Clock
 class TargetLock:
     """``slots`` turns at a time on one target, for the jobs of one event loop."""
 
-    def __init__(self, key: str, slots: int = 1) -> None:
-        self.key = key
-        self.slots = slots
+    def __init__(self, slots: int = 1) -> None:
         self._holders: list[str] = []
         self._lock = asyncio.Semaphore(slots)
 
