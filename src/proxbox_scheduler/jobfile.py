@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 from proxbox_scheduler.crosscheck import Blame, resolve_key
 from proxbox_scheduler.jobs import JobConfig, job_config
-from proxbox_scheduler.parsers import ConfigError
+from proxbox_scheduler.parsers import ConfigError, parse_number
 from proxbox_scheduler.variables import BY_ATTR, name_of, shown_raw
 
 JOB_KEYS = {
@@ -61,6 +61,7 @@ JOB_ONLY = ("name", "target", "lock")
 CONCURRENCY = "concurrency"
 """The target-only key: how many of our jobs may run on it at once (not a variable)."""
 MAX_CONCURRENCY = 16
+_PARSE_CONCURRENCY = parse_number(1, MAX_CONCURRENCY, integer=True)
 TOP_KEYS = ("defaults", "targets", "jobs", *PROCESS_KEYS)
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
 KEY_OF = {attr: key for key, attr in {**JOB_KEYS, **TARGET_KEYS}.items()}
@@ -181,11 +182,10 @@ def _job(
 def _concurrency(table: dict[str, Any], where: str) -> int:
     """A target's ``concurrency``: 1 (one of our jobs at a time) unless it says more."""
     value = table.get(CONCURRENCY, 1)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
-        raise ConfigError(
-            f"{where}: {CONCURRENCY}", str(value), f"expected a whole number from 1 to {MAX_CONCURRENCY}"
-        )
-    return value
+    try:
+        return int(_PARSE_CONCURRENCY(_scalar(value)))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {CONCURRENCY}", str(value), str(exc)) from None
 
 
 def _check_name(name: Any, where: str) -> None:

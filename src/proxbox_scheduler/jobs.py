@@ -6,7 +6,6 @@ fields keep the variables' attribute names so triggers read either the same way.
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,10 +114,10 @@ def job_config(
 ) -> JobConfig:
     """A job from parsed values; its concurrency group defaults to its target, with the target's
     ``target_slots`` (or to NetBox for exec); a group named by ``lock`` takes one job at a time."""
-    job = JobConfig(name=name, target_name=target_name, **{a: values[a] for a in JOB_ATTRS})
-    if lock:
-        return dataclasses.replace(job, lock=lock)
-    if job.invoke == "exec":
-        return dataclasses.replace(job, lock=EXEC_LOCK)
-    key = f"target:{target_name or redact_url(job.api_url or '')}"
-    return dataclasses.replace(job, lock=key, lock_slots=target_slots)
+    slots = 1
+    if not lock and values["invoke"] == "exec":
+        lock = EXEC_LOCK
+    elif not lock:
+        lock, slots = f"target:{target_name or redact_url(values['api_url'] or '')}", target_slots
+    fields = {attr: values[attr] for attr in JOB_ATTRS}
+    return JobConfig(name=name, target_name=target_name, lock=lock, lock_slots=slots, **fields)
