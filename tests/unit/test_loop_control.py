@@ -144,6 +144,29 @@ def test_the_pause_hook_is_awaited_with_each_change() -> None:
     assert seen == [True, False]
 
 
+def test_a_pause_restored_from_the_store_is_not_written_back_but_a_resume_is() -> None:
+    from proxbox_scheduler.state import JobState
+
+    seen: list[bool] = []
+
+    async def hook(paused: bool) -> None:
+        seen.append(paused)
+
+    async def main() -> None:
+        clock = FakeClock()
+        script = Script(clock, [Step(1)] * 2)
+        memory = JobState("default", paused=True)
+        scheduler = Scheduler(
+            loop_settings("interval=10"), script, clock=clock, pause_hook=hook, memory=memory
+        )
+        script.scheduler = scheduler
+        asyncio.get_running_loop().call_at(15, scheduler.resume)
+        await scheduler.run_forever()
+
+    run_virtual(main())
+    assert seen == [False]
+
+
 def test_a_failing_pause_hook_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     async def hook(paused: bool) -> None:
         raise OSError("disk full")

@@ -38,13 +38,14 @@ class PauseSwitch:
         self.on = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def set(self, paused: bool) -> None:
-        """Change the state (a no-op when unchanged); must be called inside the running loop."""
+    def set(self, paused: bool, *, persist: bool = True) -> None:
+        """Change the state (a no-op when unchanged); must be called inside the running loop.
+        ``persist=False`` for a state that came from the store (writing it back would be a no-op)."""
         if paused == self.on:
             return
         self.on = paused
         self.tell(paused)
-        if self.hook is not None:
+        if persist and self.hook is not None:
             task = asyncio.get_running_loop().create_task(self._persist(self.hook, paused))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -188,7 +188,7 @@ class Scheduler:
         if self.settings.mode.kind is ModeKind.OFF:
             return
         if self._paused_at_start:  # a pause persisted by an earlier process holds across the restart
-            self.pause()
+            self._pause.set(True, persist=False)
         now_mono, now_wall = self.clock.monotonic(), self.clock.now()
         self._origin, self._index = now_mono + self.settings.phase, 0
         # a slot a previous process already started is never run again (clock set back meanwhile)
