@@ -33,12 +33,14 @@ TAIL_LINES = 5
 """Lines of stderr quoted in a failure's reason."""
 TAIL_LINE_CHARS = 500
 """Cap on each quoted stderr line, so a reason stays one readable log field."""
-POLL_SECONDS = 0.05
 """How often the process group is checked while it is being stopped."""
 REAP_WAIT_SECONDS = 5.0
 """Bound on waiting for the group to vanish after SIGKILL (a process stuck in the kernel)."""
 DRAIN_WAIT_SECONDS = 2.0
 """Bound on reading what is left in the pipes once the group is gone."""
+
+Before = set[int] | None
+"""This process's children before a spawn; None when not a subreaper (nothing to look for)."""
 
 
 class ExecTrigger:
@@ -51,7 +53,6 @@ class ExecTrigger:
         self._kill_after = kill_after
         self._scrub = Scrubber(config.secrets())
         self._env = child_env(os.environ)
-        self._before: set[int] | None = None
 
     async def aclose(self) -> None:
         """Nothing is held between runs: each run owns and cleans up its process."""
@@ -72,12 +73,11 @@ class ExecTrigger:
             )
         except OSError as exc:
             return Outcome.failure(self._spawn_failure(exc))
-        self._before = before
         try:
-            return await self._supervise(transport, proto, ctx)
+            return await self._supervise(transport, proto, ctx, before)
         except asyncio.CancelledError:
             ctx.log.warning("run cancelled; stopping the command")
-            await _complete_despite_cancel(self._stop_and_drain(transport, proto, ctx))
+            await _complete_despite_cancel(self._stop_and_drain(transport, proto, ctx, before))
             raise
         finally:
             transport.close()
@@ -94,7 +94,11 @@ class ExecTrigger:
         return f"cannot start {program!r}: {exc.strerror or exc}"
 
     async def _supervise(
-        self, transport: asyncio.SubprocessTransport, proto: _Protocol, ctx: RunContext
+        self,
+        transport: asyncio.SubprocessTransport,
+        proto: _Protocol,
+        ctx: RunContext,
+        before: set[int] | None,
     ) -> Outcome:
         pid = transport.get_pid()
         # The exit alone, not Process.wait(): that also waits for the pipes to
@@ -104,24 +108,28 @@ class ExecTrigger:
         if _group_alive(pid):
             ctx.log.warning("the command exited but left processes behind")
             await self._stop_group(transport, ctx)
-        await self._stop_leftovers(pid, ctx)
+        await self._stop_leftovers(pid, ctx, before)
         await proto.drain(ctx.log)
         code = transport.get_returncode()
         assert code is not None
         return _verdict(code, proto.stdout, proto.stderr)
 
     async def _stop_and_drain(
-        self, transport: asyncio.SubprocessTransport, proto: _Protocol, ctx: RunContext
+        self,
+        transport: asyncio.SubprocessTransport,
+        proto: _Protocol,
+        ctx: RunContext,
+        before: set[int] | None,
     ) -> None:
         await self._stop_group(transport, ctx)
-        await self._stop_leftovers(transport.get_pid(), ctx)
+        await self._stop_leftovers(transport.get_pid(), ctx, before)
         await proto.drain(ctx.log)
 
-    async def _stop_leftovers(self, pid: int, ctx: RunContext) -> None:
+    async def _stop_leftovers(self, pid: int, ctx: RunContext, before: Before) -> None:
         """Stop what escaped the group (daemons reparented to us as subreaper), then reap."""
-        if self._before is None:
+        if before is None:
             return
-        stopped = await procs.stop_leftovers(self._before, exclude=pid)
+        stopped = await procs.stop_leftovers(before, exclude=pid)
         if stopped:
             ctx.log.warning(
                 "stopped processes the command left behind outside its group", extra={"pids": sorted(stopped)}
@@ -301,17 +309,15 @@ def _reap_orphans(pgid: int) -> None:
 
 async def _group_gone(transport: asyncio.SubprocessTransport, timeout: float) -> bool:
     """Wait until the direct child is reaped and its group is empty, or ``timeout`` passes."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     pgid = transport.get_pid()
-    while True:
-        if transport.get_returncode() is not None:
-            _reap_orphans(pgid)
-            if not _group_alive(pgid):
-                return True
-        if loop.time() >= deadline:
+
+    def gone() -> bool:
+        if transport.get_returncode() is None:
             return False
-        await asyncio.sleep(POLL_SECONDS)
+        _reap_orphans(pgid)
+        return not _group_alive(pgid)
+
+    return await procs.poll_until(gone, timeout)
 
 
 async def _complete_despite_cancel(cleanup: Awaitable[None]) -> None:

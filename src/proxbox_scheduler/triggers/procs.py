@@ -17,7 +17,7 @@ import ctypes.util
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -71,10 +71,10 @@ Table = dict[int, tuple[int, str]]
 """pid -> (parent pid, state), one look at /proc."""
 
 
-def children(pid: int | None = None, table: Table | None = None) -> set[int]:
-    """The direct children of ``pid`` (default: this process)."""
-    parent = os.getpid() if pid is None else pid
-    return {child for child, (ppid, _) in (_table() if table is None else table).items() if ppid == parent}
+def children(table: Table | None = None) -> set[int]:
+    """The direct children of this process."""
+    me = os.getpid()
+    return {child for child, (ppid, _) in (_table() if table is None else table).items() if ppid == me}
 
 
 def descendants(roots: Iterable[int], table: Table | None = None) -> set[int]:
@@ -140,12 +140,20 @@ async def stop_leftovers(before: set[int], exclude: int) -> set[int]:
 
 async def _vanished(pids: set[int], timeout: float) -> bool:
     """Wait until none of ``pids`` is running (zombies count as gone), reaping ours meanwhile."""
+
+    def gone() -> bool:
+        reap(pids)
+        return not _living(pids)
+
+    return await poll_until(gone, timeout)
+
+
+async def poll_until(done: Callable[[], bool], timeout: float) -> bool:
+    """Check ``done`` every POLL_SECONDS until it holds (True) or ``timeout`` passes (False)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while True:
-        reap(pids)
-        if not _living(pids):
-            return True
+    while not done():
         if loop.time() >= deadline:
             return False
         await asyncio.sleep(POLL_SECONDS)
+    return True
