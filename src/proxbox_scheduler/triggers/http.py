@@ -38,7 +38,7 @@ from proxbox_scheduler.proxbox.protocol import ACTIVE_PATH, EVENT_STREAM, KEY_HE
 from proxbox_scheduler.proxbox.sse import Event, EventTooLarge, SSEDecoder
 from proxbox_scheduler.proxbox.verdict import Milestone, StreamVerdict
 from proxbox_scheduler.redact import Scrubber, redact_url
-from proxbox_scheduler.transport import causes
+from proxbox_scheduler.transport import causes, tls_verify
 
 ERROR_BODY_BYTES = 64 * 1024
 """How much of a non-200 body is read to quote from; the rest is never downloaded."""
@@ -170,10 +170,8 @@ class HttpTrigger:
             info = bundle.stat()
             stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
         if self._tls is None or stamp != self._tls_stamp:
-            if bundle is not None:
-                self._tls = ssl.create_default_context(cafile=str(bundle))
-            else:
-                self._tls = httpx.create_ssl_context()
+            verify = tls_verify(True, bundle)  # the private CA's context, or True: the system store
+            self._tls = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context()
             self._tls_stamp = stamp
         return self._tls
 
