@@ -44,6 +44,11 @@ def history_counts(counts: object) -> dict[str, int]:
     return dict(list(kept.items())[:MAX_COUNTS])
 
 
+def utcnow() -> dt.datetime:
+    """The stores' default clock (tests pass their own)."""
+    return dt.datetime.now(dt.UTC)
+
+
 class StateError(Exception):
     """Any failure of a store; the message is one line, safe to log (no secrets, no traceback)."""
 

@@ -21,11 +21,8 @@ from .base import (
     RunRecord,
     RunStart,
     StateError,
+    utcnow,
 )
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _advance(job: JobState, record: RunRecord, counters: Counters) -> JobState:
@@ -43,7 +40,7 @@ def _later_slot(current: dt.datetime | None, slot: dt.datetime | None) -> dt.dat
 class MemoryStore:
     """Per-job state in dicts; history in a deque bounded by ``bounds``."""
 
-    def __init__(self, bounds: Bounds | None = None, now: Callable[[], dt.datetime] = _utcnow) -> None:
+    def __init__(self, bounds: Bounds | None = None, now: Callable[[], dt.datetime] = utcnow) -> None:
         self.bounds = bounds or Bounds()
         self._now = now
         self._jobs: dict[str, JobState] = {}

@@ -40,6 +40,7 @@ from .base import (
     StateError,
     StateUnavailable,
     StateWriteFailed,
+    utcnow,
 )
 from .shared import (
     ABANDONED,
@@ -79,17 +80,14 @@ SCHEMA = (
         claimed_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())""",
     "CREATE INDEX IF NOT EXISTS proxbox_claims_running ON proxbox_claims (epoch) WHERE state = 'running'",
 )
-RUN_COLUMNS = rows.RUN_COLUMNS
-START_COLUMNS = rows.START_COLUMNS
 UPSERT_RUN = (
-    f"INSERT INTO proxbox_runs ({RUN_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
+    f"INSERT INTO proxbox_runs ({rows.RUN_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
     " ON CONFLICT (run_id) DO UPDATE"
     " SET (seq, job, started_us, ended_us, duration_s, outcome, reason, trigger, slot_us, counts, replica)"
     " = (nextval('proxbox_runs_seq_seq'), EXCLUDED.job, EXCLUDED.started_us, EXCLUDED.ended_us,"
     " EXCLUDED.duration_s, EXCLUDED.outcome, EXCLUDED.reason, EXCLUDED.trigger, EXCLUDED.slot_us,"
     " EXCLUDED.counts, EXCLUDED.replica)"
 )
-NEWEST_FIRST = "ORDER BY started_us DESC, seq DESC"
 ENSURE_JOB = "INSERT INTO proxbox_jobs (job) VALUES (%s) ON CONFLICT DO NOTHING"
 ACQUIRE = """
 INSERT INTO proxbox_leases AS l (name, holder, epoch, expires_at)
@@ -129,7 +127,7 @@ class PostgresStore:
         url: str,
         bounds: Bounds | None = None,
         replica: str = "",
-        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        now: Callable[[], dt.datetime] = utcnow,
         timeout_s: float = 5.0,
     ) -> None:
         self.url = url
@@ -208,7 +206,8 @@ class PostgresStore:
         found = self._now()
         async with conn.transaction():
             cur = await conn.execute(
-                f"DELETE FROM proxbox_in_flight WHERE replica = %s RETURNING {START_COLUMNS}", (self.replica,)
+                f"DELETE FROM proxbox_in_flight WHERE replica = %s RETURNING {rows.START_COLUMNS}",
+                (self.replica,),
             )
             records = tuple(rows.start_from_row(tuple(r)).interrupted(found) for r in await cur.fetchall())
             for record in records:
@@ -228,8 +227,8 @@ class PostgresStore:
             )
             head = await cur.fetchone()
             cur = await conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM proxbox_runs WHERE job = %s AND started_us >= %s"
-                f" {NEWEST_FIRST} LIMIT %s",
+                f"SELECT {rows.RUN_COLUMNS} FROM proxbox_runs WHERE job = %s AND started_us >= %s"
+                f" {rows.NEWEST_FIRST} LIMIT %s",
                 (job, self._cutoff(), recent),
             )
             runs = [rows.run_from_row(r) for r in await cur.fetchall()]
@@ -242,7 +241,7 @@ class PostgresStore:
         async def go(conn: Conn) -> None:
             async with conn.transaction():
                 await conn.execute(
-                    f"INSERT INTO proxbox_in_flight ({START_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+                    f"INSERT INTO proxbox_in_flight ({rows.START_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT (run_id) DO NOTHING",
                     rows.start_to_row(start),
                 )
@@ -273,7 +272,7 @@ class PostgresStore:
                 )
                 await conn.execute(
                     f"DELETE FROM proxbox_runs WHERE seq IN (SELECT seq FROM proxbox_runs WHERE job = %s"
-                    f" {NEWEST_FIRST} OFFSET %s)",
+                    f" {rows.NEWEST_FIRST} OFFSET %s)",
                     (record.job, self.bounds.max_runs),
                 )
 
@@ -297,8 +296,8 @@ class PostgresStore:
 
         async def go(conn: Conn) -> list[RunRecord]:
             cur = await conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM proxbox_runs WHERE job = %s AND started_us >= %s"
-                f" AND started_us < %s {NEWEST_FIRST} LIMIT %s",
+                f"SELECT {rows.RUN_COLUMNS} FROM proxbox_runs WHERE job = %s AND started_us >= %s"
+                f" AND started_us < %s {rows.NEWEST_FIRST} LIMIT %s",
                 (job, low, high, limit),
             )
             return [rows.run_from_row(r) for r in await cur.fetchall()]

@@ -38,6 +38,7 @@ from .base import (
     StateError,
     StateUnavailable,
     StateWriteFailed,
+    utcnow,
 )
 from .shared import CLAIM_RETENTION, AbandonedClaim, Claim, ClaimStatus, Lease, client_name, slot_key
 
@@ -67,7 +68,7 @@ class RedisStore:
         url: str,
         bounds: Bounds | None = None,
         replica: str = "",
-        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        now: Callable[[], dt.datetime] = utcnow,
         timeout_s: float = 5.0,
         prefix: str = PREFIX,
     ) -> None:

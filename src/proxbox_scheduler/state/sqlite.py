@@ -46,16 +46,13 @@ from .base import (
     StateLocked,
     StateUnavailable,
     StateWriteFailed,
+    utcnow,
 )
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
 CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 THREAD_NAME = "proxbox-state"
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class _Corrupt(Exception):
@@ -73,7 +70,7 @@ class SqliteStore:
         self,
         path: str | os.PathLike[str],
         bounds: Bounds | None = None,
-        now: Callable[[], dt.datetime] = _utcnow,
+        now: Callable[[], dt.datetime] = utcnow,
         busy_timeout_s: float = 10.0,
     ) -> None:
         self.path = Path(path)
