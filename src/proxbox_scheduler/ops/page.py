@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from proxbox_scheduler.ops.page_chart import counts_chart, mark, timeline
-from proxbox_scheduler.ops.page_format import duration, parse_time, relative, when, zone
+from proxbox_scheduler.ops.page_format import duration, parse_time, relative, short_id, trigger_of, when, zone
 
 STATIC = files("proxbox_scheduler.ops") / "static"
 CSS = (STATIC / "page.css").read_text(encoding="utf-8")
@@ -67,8 +67,8 @@ def _current(current: dict[str, Any] | None, view: View, tz: ZoneInfo) -> str:
         return ""
     start = parse_time(current.get("start"))
     text = (
-        f'<code title="{escape(current["id"])}">{escape(current["id"][:8])}</code> since '
-        f"{when(start, tz)} ({relative(start, view.now)}), {escape(current.get('trigger') or 'scheduled')}"
+        f'<code title="{escape(current["id"])}">{escape(short_id(current["id"]))}</code> since '
+        f"{when(start, tz)} ({relative(start, view.now)}), {escape(trigger_of(current))}"
     )
     return _fact("current run", text)
 
@@ -130,7 +130,7 @@ def _stages(job: dict[str, Any]) -> str:
             f"<td>{', '.join(figures) or '—'}</td></tr>"
         )
     return (
-        f'<p class="muted">Run {escape(last["id"][:8])}, {len(stages)} stages.</p>'
+        f'<p class="muted">Run {escape(short_id(last["id"]))}, {len(stages)} stages.</p>'
         '<div class="scroll"><table class="stages"><thead><tr><th class=num>#</th><th>stage</th>'
         "<th class=num>duration</th><th>objects</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
@@ -139,10 +139,10 @@ def _stages(job: dict[str, Any]) -> str:
 
 def _runs_table(job: dict[str, Any], tz: ZoneInfo) -> str:
     rows = "".join(
-        f'<tr><td><code title="{escape(run["id"])}">{escape(run["id"][:8])}</code></td>'
+        f'<tr><td><code title="{escape(run["id"])}">{escape(short_id(run["id"]))}</code></td>'
         f"<td>{when(parse_time(run.get('start')), tz)}</td>"
         f"<td class=num>{duration(run.get('duration_s'))}</td>"
-        f"<td>{_outcome(run)}</td><td>{escape(run.get('trigger') or 'scheduled')}</td></tr>"
+        f"<td>{_outcome(run)}</td><td>{escape(trigger_of(run))}</td></tr>"
         for run in job.get("runs", [])[:20]
     )
     return (

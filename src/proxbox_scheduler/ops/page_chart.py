@@ -12,7 +12,15 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from proxbox_scheduler.ops.page_format import duration, parse_time, tick_label, ticks, when
+from proxbox_scheduler.ops.page_format import (
+    duration,
+    parse_time,
+    short_id,
+    tick_label,
+    ticks,
+    trigger_of,
+    when,
+)
 
 MARKS = {"success": "✓", "degraded": "◆", "failure": "✕", "skipped": "○", "interrupted": "✕"}
 """The shape (a text glyph) of each outcome, shown next to its colour."""
@@ -33,10 +41,10 @@ def describe(run: dict[str, Any], tz: ZoneInfo) -> str:
     """One line with everything the hover and focus show about a run."""
     start, end = parse_time(run.get("start")), parse_time(run.get("end"))
     words = [
-        f"{run['outcome']} run {run['id'][:8]}",
+        f"{run['outcome']} run {short_id(run['id'])}",
         f"{when(start, tz)} to {when(end, tz)}",
         duration(run.get("duration_s")),
-        run.get("trigger") or "scheduled",
+        trigger_of(run),
     ]
     if run.get("reason"):
         words.append(run["reason"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WINDOW_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -25,6 +26,16 @@ def zone(name: str | None) -> ZoneInfo:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+def short_id(run_id: str) -> str:
+    """The part of a run id the page shows (the whole id is in its title)."""
+    return run_id[:8]
+
+
+def trigger_of(run: dict[str, Any]) -> str:
+    """Why a run ran; runs recorded before triggers were kept count as scheduled."""
+    return str(run.get("trigger") or "scheduled")
 
 
 def parse_time(stamp: str | None) -> datetime | None:
