@@ -22,7 +22,7 @@ from proxbox_emulator.frames import Frames, progress
 from proxbox_emulator.inventory import Vm
 from proxbox_emulator.ledger import Fate, Outcome
 from proxbox_emulator.script import cut
-from proxbox_emulator.stages import BODIES, task_history, vm_phase_end
+from proxbox_emulator.stages import BODIES, task_history, vm_discovery, vm_phase_end
 
 RESOLVE_MS, RECONCILE_MS = 5200, 20700  # per-VM timings of the capture, reported as they were
 
@@ -75,7 +75,7 @@ class StageScript:
         """Fail as the captured VM stage does: after the stage announced what it found."""
         settings = self.frames.settings
         if self.stage == "virtual-machines":
-            vm_discovery(self.frames, self._vms)
+            vm_discovery(self.frames, self._vms, sync_vm_network=True)
         error = settings.fail_error
         if settings.fail_detail is not None:
             error = f"{error} | {settings.fail_detail}"
@@ -138,18 +138,9 @@ def _vm_row(f: Frames, vm: Vm) -> None:
     f.row("virtual_machine", "progress", message, vm.name, object="virtual_machine", type="create", data=data)
 
 
-def vm_discovery(f: Frames, vms: list[Vm]) -> None:
-    f.discovery(
-        "virtual-machines",
-        f"Discovered {len(vms)} virtual machine(s) to synchronize",
-        [{"name": vm.name, "item_type": vm.kind} for vm in vms],
-        metadata={"sync_vm_network": True},
-    )
-
-
 def vm_stage(f: Frames, vms: list[Vm]) -> dict[str, Any]:
     """The VM stage as its own stream runs it: with VM networks and the VMs' task history."""
-    vm_discovery(f, vms)
+    vm_discovery(f, vms, sync_vm_network=True)
     for vm in vms:
         _vm_item(f, vm, "processing", f"Processing VM '{vm.name}'")
         _vm_row(f, vm)

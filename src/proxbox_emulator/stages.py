@@ -135,16 +135,21 @@ def _flood(f: Frames, total: int) -> None:
 def virtual_machines(f: Frames) -> dict[str, Any]:
     vms = f.inventory.vms
     n = len(vms)
-    f.discovery(
-        "virtual-machines",
-        f"Discovered {n} virtual machine(s) to synchronize",
-        [{"name": vm.name, "item_type": vm.kind} for vm in vms],
-        metadata={"sync_vm_network": False},
-    )
+    vm_discovery(f, vms, sync_vm_network=False)
     if f.settings.item_events:
         _flood(f, f.settings.item_events)
     vm_phase_end(f, vms)
     return {"count": n}
+
+
+def vm_discovery(f: Frames, vms: list[Vm], *, sync_vm_network: bool) -> None:
+    """The VM stage's discovery frame (a full update syncs no VM networks, the stage's own stream does)."""
+    f.discovery(
+        "virtual-machines",
+        f"Discovered {len(vms)} virtual machine(s) to synchronize",
+        [{"name": vm.name, "item_type": vm.kind} for vm in vms],
+        metadata={"sync_vm_network": sync_vm_network},
+    )
 
 
 def vm_phase_end(f: Frames, vms: list[Vm], *, always_name_failed: bool = False) -> None:
