@@ -29,7 +29,7 @@ from proxbox_scheduler.telemetry.log_observer import LogObserver
 from proxbox_scheduler.telemetry.metrics import Metrics
 from proxbox_scheduler.telemetry.status import JOB_HISTORY, LoopProbe, StatusStore
 from proxbox_scheduler.triggers import make_trigger
-from proxbox_scheduler.triggers.guard import guarded
+from proxbox_scheduler.triggers.guard import guarded, netbox_source
 
 if TYPE_CHECKING:
     from proxbox_scheduler.ops.server import OpsServer
@@ -55,8 +55,9 @@ class Service:
         """One wall-clock watcher for every job's cron wait (idle cost does not grow with jobs)."""
         self.store = store or store_from_setting(config.state_path)
         self.observers = observers or []
+        netbox = netbox_source(config)
         self.triggers = {
-            job.name: guarded(make_trigger(job, self.clock, config.names(job.name)), job, config)
+            job.name: guarded(make_trigger(job, self.clock, config.names(job.name)), job, config, netbox)
             for job in config.jobs
         }
         first = config.jobs[0]

@@ -118,12 +118,21 @@ class NetBoxGuard:
             log.warning(f"NetBox cannot be asked: {answer.problem}; {effect} until it answers ({policy})")
 
 
-def guarded(trigger: Trigger, job: JobConfig, config: Config) -> Trigger:
-    """``job``'s trigger behind a NetBoxGuard when NetBox awareness is on, else unchanged."""
+def netbox_source(config: Config) -> JobsSource | None:
+    """The one Jobs API client every job's guard asks (None while NetBox awareness is off);
+    closing it more than once is harmless, so each guard may close it at shutdown."""
     if config.netbox is None:
+        return None
+    from proxbox_scheduler.netbox.client import NetBoxClient
+
+    return NetBoxClient(config.netbox)
+
+
+def guarded(trigger: Trigger, job: JobConfig, config: Config, source: JobsSource | None) -> Trigger:
+    """``job``'s trigger behind a NetBoxGuard asking ``source``, or unchanged without one."""
+    if source is None:
         return trigger
     from proxbox_scheduler.config import name_of
-    from proxbox_scheduler.netbox.client import NetBoxClient
 
     settings = GuardSettings(
         policy=Policy(config.netbox_unreachable),
@@ -132,4 +141,4 @@ def guarded(trigger: Trigger, job: JobConfig, config: Config) -> Trigger:
         policy_name=name_of("netbox_unreachable"),
         command_name=config.names(job.name)("exec_cmd"),
     )
-    return NetBoxGuard(trigger, NetBoxClient(config.netbox), settings)
+    return NetBoxGuard(trigger, source, settings)
