@@ -253,16 +253,16 @@ class Coordinator:
         """Claim ``<job>:<slot>`` for a run; the term to watch when it was won."""
         term = self.leading()
         if term is None:
-            status = ClaimStatus.NOT_LEADER if self.store_up else None
-            self.events.on_claim(status.value if status else "store_down")
-            return Claim(status or ClaimStatus.NOT_LEADER, slot_key(job, slot)), None
+            status = ClaimStatus.NOT_LEADER if self.store_up else ClaimStatus.STORE_DOWN
+            self.events.on_claim(status.value)
+            return Claim(status, slot_key(job, slot)), None
         try:
             claim = self.store.claim(job, slot, self.holder, term.epoch)
             found = await asyncio.wait_for(claim, self._call_budget())
         except (StateError, TimeoutError) as exc:
             self._store_state(False, str(exc) or "the store did not answer in time")
-            self.events.on_claim("store_down")
-            return Claim(ClaimStatus.NOT_LEADER, slot_key(job, slot)), None
+            self.events.on_claim(ClaimStatus.STORE_DOWN.value)
+            return Claim(ClaimStatus.STORE_DOWN, slot_key(job, slot)), None
         self._store_state(True, "")
         self.events.on_claim(found.status.value)
         if found.status is ClaimStatus.NOT_LEADER:

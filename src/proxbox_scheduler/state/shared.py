@@ -32,6 +32,8 @@ class ClaimStatus(enum.Enum):
     """Someone else (or this replica earlier) already holds the key."""
     NOT_LEADER = "not_leader"
     """The lease is not held by this holder at this epoch: the claim fails on the fence."""
+    STORE_DOWN = "store_down"
+    """The store could not be asked (the coordinator's verdict; no store returns it)."""
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from proxbox_scheduler.core.observer import Observer
 from proxbox_scheduler.core.outcome import Outcome, Status
 from proxbox_scheduler.state.coordination import Coordinator
-from proxbox_scheduler.state.shared import AbandonedClaim
+from proxbox_scheduler.state.shared import AbandonedClaim, ClaimStatus
 
-CLAIM_RESULTS = ("won", "lost", "not_leader", "store_down")
+CLAIM_RESULTS = tuple(status.value for status in ClaimStatus)
 FOLLOWER_SKIPS = frozenset({"not_leader", "store_down", "claimed"})
 ABANDONED_KEPT = 20
 

@@ -34,7 +34,7 @@ LEASE_LOST = "the lease was lost during the run; cancelled so that the next lead
 def _skip(claim: Claim, coordinator: Coordinator) -> Outcome:
     if claim.status is ClaimStatus.LOST:
         return Outcome.skipped("claimed", f"slot {claim.key} was already claimed by {claim.holder}")
-    if not coordinator.store_up:
+    if claim.status is ClaimStatus.STORE_DOWN:
         return Outcome.skipped("store_down", f"state store {coordinator.store.where} is unreachable")
     return Outcome.skipped("not_leader", f"another replica leads ({coordinator.leader or 'unknown'})")
 
