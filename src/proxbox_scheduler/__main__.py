@@ -13,7 +13,8 @@ from proxbox_scheduler.signals import STOP_SIGNALS, EarlyStop
 
 LONG_RUNNING = ("run", "once")
 
-COMMANDS = frozenset({"run", "once", "check", "healthcheck", "emulate-api", "demo"})
+COMMANDS = frozenset({"run", "once", "check", "healthcheck", "ctl", "emulate-api", "demo"})
+"""Every subcommand of the CLI (a test keeps them equal): ``ctl run JOB`` is ``ctl``, not ``run``."""
 
 
 def _command(argv: list[str]) -> str:

@@ -258,7 +258,7 @@ class Service:
         early handler) stops at once, and one while the store opens is not lost.
         """
         loop = asyncio.get_running_loop()
-        caught = [signum for sig in STOP_SIGNALS for signum in getattr(signal.getsignal(sig), "pending", [])]
+        caught = getattr(signal.getsignal(STOP_SIGNALS[0]), "pending", [])  # one early handler for all
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal, sig)
         if caught:
