@@ -201,7 +201,7 @@ def load(env: Mapping[str, str] | None = None, *, need_target: bool | None = Non
             where = _names(values["config_file"], job)("verify_ssl")
             warnings.append(f"{where}=false: proxbox-api's TLS certificate is not verified")
     process = {attr: values[attr] for attr in PROCESS_ATTRS}
-    token = _control_token(values["control_token_file"])
+    token = control_token(values["control_token_file"])
     return Config(**process, jobs=jobs, warnings=tuple(warnings), control_token=token)
 
 
@@ -221,9 +221,10 @@ def _names(config_file: Path | None, job: JobConfig) -> Callable[[str], str]:
     return name_of if config_file is None else blame(config_file, job.name, job.target_name)
 
 
-def _control_token(path: Path | None) -> str:
-    """The token in the control token file ('' when control is off); never shown, only its file."""
+def control_token(path: Path | None, source: str | None = None) -> str:
+    """The token in the control token file ('' when control is off); never shown, only its file,
+    named by ``source`` in an error (default: the variable)."""
     try:
         return read_token_file(path) if path else ""
     except ValueError as exc:
-        raise ConfigError(name_of("control_token_file"), str(path), str(exc)) from None
+        raise ConfigError(source or name_of("control_token_file"), str(path), str(exc)) from None

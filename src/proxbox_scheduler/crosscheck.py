@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proxbox_scheduler.parsers import ConfigError, parse_api_key
+from proxbox_scheduler.parsers import ConfigError, parse_api_key, read_secret_file
 
 if TYPE_CHECKING:
     from proxbox_scheduler.jobs import JobConfig
@@ -42,10 +42,7 @@ def resolve_secret_file(values: dict[str, Any], attr: str, file_attr: str, what:
 
 def read_key_file(path: Path, what: str = "the API key") -> str:
     """The secret a file holds; ValueError says what is wrong (read at startup and before each run)."""
-    try:
-        key = path.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
+    key = read_secret_file(path).rstrip("\r\n")
     if not key.strip():
         raise ValueError(f"expected a file holding {what}")
     try:

@@ -225,12 +225,17 @@ CONTROL_TOKEN_MIN = 16
 """Shortest control token accepted: guessing it over HTTP must be hopeless."""
 
 
-def read_token_file(path: Path) -> str:
-    """The one token in ``path`` (surrounding whitespace stripped); ValueError saying what is accepted."""
+def read_secret_file(path: Path) -> str:
+    """A secret file's text; ValueError (never the content) when it cannot be read as UTF-8."""
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"expected a readable UTF-8 file ({type(exc).__name__})") from None
+
+
+def read_token_file(path: Path) -> str:
+    """The one token in ``path`` (surrounding whitespace stripped); ValueError saying what is accepted."""
+    token = read_secret_file(path).strip()
     printable = token.isascii() and all(c.isprintable() and not c.isspace() for c in token)
     if len(token) < CONTROL_TOKEN_MIN or not printable:
         raise ValueError(f"expected one token of at least {CONTROL_TOKEN_MIN} printable ASCII characters")

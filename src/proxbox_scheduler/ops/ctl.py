@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from proxbox_scheduler.config import ConfigError, name_of, read
+from proxbox_scheduler.config import ConfigError, control_token, name_of, read
 from proxbox_scheduler.ops.healthcheck import fetch
-from proxbox_scheduler.parsers import read_token_file
 
 TIMEOUT = 10.0
 
@@ -29,10 +28,7 @@ def read_token(token_file: str | None, env: Mapping[str, str]) -> str:
         path, source = read("control_token_file", env), name_of("control_token_file")
     if path is None:
         raise ConfigError(source, "", "expected a file holding the control token (or --token-file FILE)")
-    try:
-        return read_token_file(path)
-    except ValueError as exc:
-        raise ConfigError(source, str(path), str(exc)) from None
+    return control_token(path, source)
 
 
 def send(url: str, action: str, job: str, token: str) -> tuple[bool, str]:
