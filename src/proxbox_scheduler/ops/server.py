@@ -51,10 +51,9 @@ _SCRIPT_BODY = SCRIPT.encode()
 
 @dataclass(frozen=True)
 class PageSettings:
-    """The page's defaults: the stale threshold (seconds) and the timeline window."""
+    """The page's defaults that come from the configuration: the stale threshold (seconds)."""
 
     stale_after: float = 86400.0
-    window: float = 86400.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -137,8 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
     def page(self, query: Query) -> None:
         settings = self.server.page
         try:
-            window_raw = _one(query, "window") or "24h"
-            window = parse_window(window_raw, settings.window)
+            window_raw = _one(query, "window") or View.window_raw
+            window = parse_window(window_raw, View.window)
             stale = parse_window(_one(query, "stale"), settings.stale_after)
         except ValueError as exc:
             self._send(400, TEXT, f"{exc}\n".encode())
